@@ -1,0 +1,260 @@
+//! The command line, as clap sees it: flags and their help text, nothing more.
+//! Values are turned into domain types by the commands that use them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A declarative job runner: shell jobs in a persistent SQLite queue, run by
+/// a pool of workers with retries, backoff and a dead letter queue.
+#[derive(Debug, Parser)]
+#[command(name = "queuectl", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The jobfile (default: the nearest queuectl.toml in this directory or
+    /// above); give it before the subcommand: `queuectl -f ci.toml status`
+    #[arg(short = 'f', long = "file", env = "QUEUECTL_FILE", value_name = "PATH")]
+    pub jobfile: Option<PathBuf>,
+    /// The queue database (default: .queuectl/queue.db beside the jobfile, or here)
+    #[arg(long, global = true, env = "QUEUECTL_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Machine-readable JSON output
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// When to use colour (NO_COLOR and CLICOLOR_FORCE are honoured)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add jobs: a command, a JSON job, or a JSON / JSON Lines file
+    Enqueue(EnqueueArgs),
+    /// Counts by state and queue, and the live workers
+    Status,
+    /// List jobs, newest first
+    List(ListArgs),
+    /// One job: its settings, provenance and attempts
+    Show(IdArg),
+    /// The output of a job's attempt
+    Logs(LogsArgs),
+    /// Cancel a pending job, or stop a running one
+    Cancel(IdArg),
+    /// The dead letter queue
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Delete finished jobs and their logs
+    Prune(PruneArgs),
+    /// Background workers
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+    /// Print shell completions
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// A shell command, a JSON job object, or a .json/.jsonl file
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+    /// Read jobs from a JSON object, array or JSON Lines file (`-` = stdin)
+    #[arg(
+        long = "file",
+        short = 'f',
+        value_name = "FILE",
+        conflicts_with = "command"
+    )]
+    pub from_file: Option<PathBuf>,
+    /// The job's id (default: generated, short and sortable)
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The queue to put it in
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Higher runs first
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i64>,
+    /// Retries after the first attempt
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+    /// Kill the job (and its children) after this long, e.g. 30s or 10m
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Start no sooner than this long from now, e.g. 5m
+    #[arg(long, value_name = "DURATION", conflicts_with = "run_at")]
+    pub delay: Option<String>,
+    /// Start no sooner than this time (RFC 3339, or local `YYYY-MM-DD HH:MM`)
+    #[arg(long, value_name = "TIME")]
+    pub run_at: Option<String>,
+    /// Set an environment variable for the job (repeatable); ${VAR} is read at start
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Validate and show what would be enqueued, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only jobs in this state (pending, processing|running, completed, failed, dead, cancelled)
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only jobs in this queue
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only jobs of this jobfile definition
+    #[arg(long)]
+    pub job: Option<String>,
+    /// At most this many jobs
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// The job's id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The job's id
+    pub id: String,
+    /// Which attempt (default: the latest)
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u32>,
+    /// Keep printing output as the job runs; end when it ends
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead jobs
+    List(DlqListArgs),
+    /// Put dead jobs back in the queue (no id: every dead job)
+    Retry(DlqRetryArgs),
+    /// Delete dead jobs (no id: every dead job, after asking)
+    Remove(DlqRemoveArgs),
+    /// Dead jobs by queue and exit code
+    Stats,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    /// At most this many jobs
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqRetryArgs {
+    /// Dead jobs to retry (default: all)
+    pub ids: Vec<String>,
+    /// Keep the attempt count instead of starting from zero
+    #[arg(long)]
+    pub keep_attempts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqRemoveArgs {
+    /// Dead jobs to delete (default: all)
+    pub ids: Vec<String>,
+    /// Do not ask before deleting every dead job
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete finished jobs older than this (default: 7d)
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub older_than: String,
+    /// Only this finished state (completed, cancelled, dead)
+    #[arg(long)]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Start a worker process in the background (or in the foreground)
+    Start(WorkerStartArgs),
+    /// Ask workers to stop: running jobs finish first unless --force
+    Stop(WorkerStopArgs),
+    /// The registered workers and what they run
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerStartArgs {
+    /// How many jobs to run at once (default: number of CPUs)
+    #[arg(long, short = 'c', value_name = "N")]
+    pub count: Option<u32>,
+    /// Only take jobs from this queue (repeatable; default: every queue)
+    #[arg(long = "queue", value_name = "Q")]
+    pub queues: Vec<String>,
+    /// Run in this terminal instead of in the background
+    #[arg(long)]
+    pub foreground: bool,
+    /// Exit once nothing is pending, running or waiting to retry (implies --foreground)
+    #[arg(long)]
+    pub until_idle: bool,
+    /// How long running jobs may take to finish after a stop request
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub grace: String,
+    /// Set by `worker start` on the process it starts in the background
+    #[arg(long, hide = true)]
+    pub detached: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerStopArgs {
+    /// How long to wait for running jobs before killing them
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub timeout: String,
+    /// Kill running jobs now and return them to the queue
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

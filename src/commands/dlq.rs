@@ -1,0 +1,120 @@
+//! `queuectl dlq`: the dead letter queue, where jobs land when their
+//! retries are spent: list, retry, remove, stats.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::cli::DlqCommand;
+use crate::clock::{local, now_ms};
+use crate::context::Context;
+use crate::error::{EXIT_OK, Error, Result};
+use crate::output::{Painter, cell, print_json, print_out, table};
+use crate::store::logs_dir;
+
+use super::list::jobs_table;
+use super::prune::remove_logs;
+
+pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
+    match command {
+        DlqCommand::List(args) => {
+            let jobs = context.store_read()?.dead(args.limit)?;
+            if context.json {
+                print_json(&jobs)?;
+            } else if jobs.is_empty() {
+                if !context.quiet {
+                    print_out("the dead letter queue is empty\n")?;
+                }
+            } else {
+                print_out(&jobs_table(context, &jobs))?;
+            }
+        }
+        DlqCommand::Retry(args) => {
+            let ids = context
+                .store()?
+                .dlq_retry(&args.ids, args.keep_attempts, now_ms())?;
+            report(context, "retried", &ids)?;
+        }
+        DlqCommand::Remove(args) => {
+            if args.ids.is_empty() && !args.yes {
+                let count = context.store_read()?.dead(u32::MAX)?.len();
+                if count == 0 {
+                    report(context, "removed", &[])?;
+                    return Ok(EXIT_OK);
+                }
+                confirm(&format!("remove all {count} dead job(s) and their logs?"))?;
+            }
+            let removed = context.store()?.dlq_remove(&args.ids)?;
+            remove_logs(&logs_dir(&context.db), &removed);
+            let ids: Vec<String> = removed.into_iter().map(|(id, _)| id).collect();
+            report(context, "removed", &ids)?;
+        }
+        DlqCommand::Stats => {
+            let stats = context.store_read()?.dlq_stats()?;
+            if context.json {
+                print_json(&stats)?;
+            } else if stats.is_empty() {
+                print_out("the dead letter queue is empty\n")?;
+            } else {
+                let rows: Vec<_> = stats
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            cell(&s.queue),
+                            cell(s.exit_code.map_or("-".into(), |c| c.to_string())),
+                            cell(s.count.to_string()),
+                            cell(s.newest_at.map(local).unwrap_or_default()),
+                        ]
+                    })
+                    .collect();
+                let total: u64 = stats.iter().map(|s| s.count).sum();
+                let mut text = table(
+                    Painter {
+                        enabled: context.color,
+                    },
+                    &["QUEUE", "EXIT", "DEAD", "NEWEST"],
+                    &rows,
+                );
+                text.push_str(&format!("{total} dead job(s)\n"));
+                print_out(&text)?;
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn report(context: &Context, verb: &str, ids: &[String]) -> Result<()> {
+    if context.json {
+        return print_json(&serde_json::json!({ verb: ids }));
+    }
+    if context.quiet {
+        return Ok(());
+    }
+    let text = match ids {
+        [] => "no dead jobs\n".to_string(),
+        [id] => format!("{verb} {id}\n"),
+        many => format!("{verb} {} jobs\n", many.len()),
+    };
+    print_out(&text)
+}
+
+/// Asks on the terminal; off a terminal, refuses (use --yes).
+fn confirm(question: &str) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::input_with_hint(
+            "refusing to remove every dead job without confirmation",
+            "pass --yes, or name the jobs to remove",
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("read", "stdin", e))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::input("not removed"))
+    }
+}

@@ -1,0 +1,72 @@
+//! `queuectl list`: jobs, newest first, filtered by state, queue or definition.
+
+use crate::cli::ListArgs;
+use crate::clock::{now_ms, relative};
+use crate::context::Context;
+use crate::error::{EXIT_OK, Result};
+use crate::job::{Job, JobState};
+use crate::output::{Cell, Painter, cell, print_json, print_out, state_style, table, truncate};
+use crate::store::JobFilter;
+
+pub fn run(context: &Context, args: &ListArgs) -> Result<u8> {
+    let filter = JobFilter {
+        state: args
+            .state
+            .as_deref()
+            .map(str::parse::<JobState>)
+            .transpose()?,
+        queue: args.queue.clone(),
+        definition: args.job.clone(),
+        limit: args.limit,
+    };
+    let jobs = context.store_read()?.list(&filter)?;
+    if context.json {
+        print_json(&jobs)?;
+    } else if jobs.is_empty() {
+        if !context.quiet {
+            print_out("no jobs\n")?;
+        }
+    } else {
+        print_out(&jobs_table(context, &jobs))?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// The table `list` and `dlq list` print.
+pub fn jobs_table(context: &Context, jobs: &[Job]) -> String {
+    let now = now_ms();
+    let rows: Vec<Vec<Cell>> = jobs
+        .iter()
+        .map(|job| {
+            let when = match job.state {
+                JobState::Pending | JobState::Failed if job.run_at > now => {
+                    format!("runs {}", relative(job.run_at, now))
+                }
+                _ => relative(job.updated_at, now),
+            };
+            vec![
+                cell(&job.id),
+                (job.state.to_string(), state_style(job.state)),
+                cell(&job.queue),
+                cell(job.priority.to_string()),
+                cell(format!("{}/{}", job.attempts, job.retry.max_retries + 1)),
+                cell(
+                    job.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ),
+                cell(when),
+                cell(truncate(&job.command, 50)),
+            ]
+        })
+        .collect();
+    table(
+        Painter {
+            enabled: context.color,
+        },
+        &[
+            "ID", "STATE", "QUEUE", "PRI", "ATTEMPTS", "EXIT", "UPDATED", "COMMAND",
+        ],
+        &rows,
+    )
+}

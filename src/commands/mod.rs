@@ -1,0 +1,34 @@
+//! One module per subcommand, named after its verb; [`dispatch`] picks one.
+
+mod cancel;
+mod completions;
+mod dlq;
+mod enqueue;
+mod list;
+mod logs;
+mod prune;
+mod show;
+mod status;
+mod worker;
+
+pub use enqueue::validate_queue;
+
+use crate::cli::Command;
+use crate::context::Context;
+use crate::error::Result;
+
+/// Runs one command; returns the exit code for success paths.
+pub fn dispatch(context: &Context, command: Command) -> Result<u8> {
+    match command {
+        Command::Enqueue(args) => enqueue::run(context, args),
+        Command::Status => status::run(context),
+        Command::List(args) => list::run(context, &args),
+        Command::Show(args) => show::run(context, &args.id),
+        Command::Logs(args) => logs::run(context, &args),
+        Command::Cancel(args) => cancel::run(context, &args.id),
+        Command::Dlq(command) => dlq::run(context, command),
+        Command::Prune(args) => prune::run(context, &args),
+        Command::Worker(command) => worker::run(context, command),
+        Command::Completions(args) => completions::run(args.shell),
+    }
+}

@@ -1,0 +1,297 @@
+//! `queuectl worker start|stop|status`: worker processes, registered in the
+//! database with pid and heartbeat. `start` runs a pool in the foreground
+//! or starts one in the background; `stop` asks every worker to drain (or,
+//! with --force, to stop now) and waits for them to exit.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::cli::{WorkerCommand, WorkerStartArgs, WorkerStopArgs};
+use crate::clock::{now_ms, relative};
+use crate::context::Context;
+use crate::duration;
+use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Error, Result};
+use crate::exec::KILL_GRACE;
+use crate::output::{Painter, cell, print_json, print_out, table};
+use crate::progress::{self, Style};
+use crate::runtime::{self, Options, hostname, pid_alive};
+use crate::store::{Store, WorkerInfo};
+
+use super::status::worker_state;
+use super::validate_queue;
+
+/// Each attempt keeps at most this much output: the tail.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 1024 * 1024;
+/// How long `worker start` waits for the background worker to register.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn run(context: &Context, command: WorkerCommand) -> Result<u8> {
+    match command {
+        WorkerCommand::Start(args) if args.foreground || args.until_idle || args.detached => {
+            foreground(context, &args)
+        }
+        WorkerCommand::Start(args) => background(context, &args),
+        WorkerCommand::Stop(args) => stop(context, &args),
+        WorkerCommand::Status => status(context),
+    }
+}
+
+fn options(context: &Context, args: &WorkerStartArgs) -> Result<Options> {
+    for queue in &args.queues {
+        validate_queue(queue)?;
+    }
+    let slots = match args.count {
+        Some(0) => return Err(Error::input("--count must be at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+    };
+    Ok(Options {
+        db: context.db.clone(),
+        slots,
+        queues: args.queues.clone(),
+        until_idle: args.until_idle,
+        grace: duration::parse(&args.grace, "--grace")?,
+        log_max_bytes: DEFAULT_LOG_MAX_BYTES,
+        ignore_hangup: args.detached,
+    })
+}
+
+/// Runs the pool here, printing its events, until it is stopped.
+fn foreground(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
+    let options = options(context, args)?;
+    let style = if context.json {
+        Style::Json
+    } else if context.quiet {
+        Style::Quiet
+    } else {
+        Style::Plain(Painter {
+            enabled: context.color,
+        })
+    };
+    let (sender, receiver) = mpsc::channel();
+    let reporter = std::thread::spawn(move || progress::report(receiver, style));
+    let result = runtime::supervise(&options, &sender);
+    drop(sender);
+    let _ = reporter.join();
+    let summary = result?;
+    if !context.json && !context.quiet && options.until_idle {
+        print_out(&format!(
+            "{} completed, {} dead\n",
+            summary.completed, summary.dead
+        ))?;
+    }
+    Ok(match summary.signal {
+        Some(signal) if signal == signal_hook::consts::SIGINT => EXIT_SIGINT,
+        Some(_) => EXIT_SIGTERM,
+        None if summary.dead > 0 && options.until_idle => EXIT_JOBS_FAILED,
+        None => EXIT_OK,
+    })
+}
+
+/// Starts `queuectl worker start --detached` in the background, its output
+/// appended to `worker.log` beside the database, and waits until it has
+/// registered.
+fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
+    let options = options(context, args)?;
+    // Opening the store first creates the directory (0700) and migrates.
+    let store = context.store()?;
+    let log = options.db.with_file_name("worker.log");
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log)
+        .map_err(|e| Error::io("open", &log, e))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| Error::io("open", &log, e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("find", "the queuectl binary", e))?;
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "worker",
+            "start",
+            "--detached",
+            "--color",
+            "never",
+            "--count",
+        ])
+        .arg(options.slots.to_string())
+        .arg("--grace")
+        .arg(&args.grace)
+        .arg("--db")
+        .arg(&options.db)
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .process_group(0);
+    for queue in &options.queues {
+        command.arg("--queue").arg(queue);
+    }
+    if let Some(jobfile) = &context.jobfile {
+        command.arg("--file").arg(jobfile);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::Internal(format!("cannot start a background worker: {e}")))?;
+    let pid = child.id();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if store.workers()?.iter().any(|w| w.pid == pid) {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Internal(format!(
+                "the background worker exited at once ({status}); see `{}`",
+                log.display()
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Internal(format!(
+                "the background worker (pid {pid}) did not register within {}s; see `{}`",
+                START_TIMEOUT.as_secs(),
+                log.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if context.json {
+        print_json(&serde_json::json!({"pid": pid, "slots": options.slots, "log": log}))?;
+    } else if !context.quiet {
+        print_out(&format!(
+            "started worker pid {pid} with {} slot(s); its log: {}\n",
+            options.slots,
+            log.display()
+        ))?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Asks every worker to stop and waits until they have.
+fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
+    let timeout = duration::parse(&args.timeout, "--timeout")?;
+    let mut store = context.store()?;
+    let mode = if args.force { "force" } else { "drain" };
+    let workers = store.request_stop(mode)?;
+    if workers.is_empty() {
+        if !context.quiet {
+            eprintln!("no workers are running");
+        }
+        return Ok(EXIT_OK);
+    }
+    let host = hostname();
+    let mut left = wait_for_exit(&store, &workers, &host, Instant::now() + timeout)?;
+    if !left.is_empty() && !args.force {
+        // The grace is over: stop the running jobs and return them.
+        store.request_stop("force")?;
+        left = wait_for_exit(&store, &left, &host, Instant::now() + KILL_GRACE * 3)?;
+    }
+    for worker in &left {
+        if worker.host == host {
+            if let Some(pid) = i32::try_from(worker.pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    // Jobs of workers that were killed, or had died before, go back now.
+    let now = now_ms();
+    let me = std::process::id();
+    store.reclaim(
+        &host,
+        now - crate::duration::as_millis_i64(runtime::LEASE),
+        now,
+        |pid| pid == me || pid_alive(pid),
+    )?;
+    if context.json {
+        let pids: Vec<u32> = workers.iter().map(|w| w.pid).collect();
+        print_json(
+            &serde_json::json!({"stopped": pids, "killed": left.iter().map(|w| w.pid).collect::<Vec<_>>()}),
+        )?;
+    } else if !context.quiet {
+        let mut text = format!("stopped {} worker(s)\n", workers.len());
+        if !left.is_empty() {
+            text.push_str(&format!(
+                "killed {} that did not stop in time\n",
+                left.len()
+            ));
+        }
+        print_out(&text)?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Waits until each of `workers` has deregistered or its process is gone;
+/// returns those still there at `deadline`.
+fn wait_for_exit(
+    store: &Store,
+    workers: &[WorkerInfo],
+    host: &str,
+    deadline: Instant,
+) -> Result<Vec<WorkerInfo>> {
+    loop {
+        let registered = store.workers()?;
+        let left: Vec<WorkerInfo> = workers
+            .iter()
+            .filter(|w| registered.iter().any(|r| r.id == w.id))
+            .filter(|w| w.host != host || pid_alive(w.pid))
+            .cloned()
+            .collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            return Ok(left);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn status(context: &Context) -> Result<u8> {
+    let workers = context.store_read()?.workers()?;
+    if context.json {
+        return print_json(&workers).map(|()| EXIT_OK);
+    }
+    if workers.is_empty() {
+        print_out("no workers are running\n")?;
+        return Ok(EXIT_OK);
+    }
+    let now = now_ms();
+    let rows: Vec<_> = workers
+        .iter()
+        .map(|w| {
+            vec![
+                cell(w.pid.to_string()),
+                cell(&w.host),
+                cell(format!("{}/{}", w.busy, w.slots)),
+                cell(if w.queues.is_empty() {
+                    "*".into()
+                } else {
+                    w.queues.join(",")
+                }),
+                cell(worker_state(w, now)),
+                cell(relative(w.started_at, now)),
+                cell(relative(w.heartbeat_at, now)),
+            ]
+        })
+        .collect();
+    print_out(&table(
+        Painter {
+            enabled: context.color,
+        },
+        &[
+            "PID",
+            "HOST",
+            "BUSY",
+            "QUEUES",
+            "STATE",
+            "STARTED",
+            "HEARTBEAT",
+        ],
+        &rows,
+    ))?;
+    Ok(EXIT_OK)
+}

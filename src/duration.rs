@@ -1,0 +1,100 @@
+//! Human durations ("300ms", "30s", "10m", "1h30m", "7d") as used on the
+//! command line and in the jobfile, parsed with jiff's friendly format.
+
+use std::time::Duration;
+
+use jiff::{Span, SpanRelativeTo};
+
+use crate::error::{Error, Result};
+
+/// Parses a non-negative duration such as `30s`, `10m`, `1h30m` or `7d`.
+/// `what` names the flag or key in the error.
+pub fn parse(text: &str, what: &str) -> Result<Duration> {
+    let hint = "write a duration like `500ms`, `30s`, `10m`, `2h` or `7d`";
+    let trimmed = text.trim();
+    let bad = || Error::input_with_hint(format!("invalid duration `{text}` for {what}"), hint);
+    if trimmed.starts_with('-') {
+        return Err(Error::input_with_hint(
+            format!("{what} cannot be negative (got `{text}`)"),
+            hint,
+        ));
+    }
+    // A bare number is seconds, as in most job runners.
+    if let Ok(secs) = trimmed.parse::<f64>() {
+        return if secs.is_finite() && secs >= 0.0 {
+            Duration::try_from_secs_f64(secs).map_err(|_| bad())
+        } else {
+            Err(bad())
+        };
+    }
+    let span: Span = trimmed.parse().map_err(|_| bad())?;
+    let signed = span
+        .to_duration(SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| bad())?;
+    Duration::try_from(signed).map_err(|_| bad())
+}
+
+/// Milliseconds of a duration, saturating (for storage as INTEGER).
+pub fn as_millis_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A short rendering for tables and event lines: `850ms`, `12.3s`, `4m05s`, `2h10m`.
+pub fn short(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_friendly_durations() {
+        let table = [
+            ("300ms", 300),
+            ("30s", 30_000),
+            ("10m", 600_000),
+            ("1h30m", 5_400_000),
+            ("7d", 604_800_000),
+            ("1.5", 1_500),
+            ("0s", 0),
+            (" 2s ", 2_000),
+        ];
+        for (text, ms) in table {
+            let got = parse(text, "--timeout").map(as_millis_i64).ok();
+            assert_eq!(got, Some(ms), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_durations() {
+        let table = [
+            ("-5s", "--timeout cannot be negative (got `-5s`)"),
+            ("ten", "invalid duration `ten` for --timeout"),
+            ("", "invalid duration `` for --timeout"),
+            ("5 parsecs", "invalid duration `5 parsecs` for --timeout"),
+            ("NaN", "invalid duration `NaN` for --timeout"),
+        ];
+        for (text, message) in table {
+            let got = parse(text, "--timeout").err().map(|e| e.to_string());
+            assert_eq!(got.as_deref(), Some(message), "{text}");
+        }
+    }
+
+    #[test]
+    fn short_rendering() {
+        assert_eq!(short(Duration::from_millis(850)), "850ms");
+        assert_eq!(short(Duration::from_millis(12_345)), "12.3s");
+        assert_eq!(short(Duration::from_secs(245)), "4m05s");
+        assert_eq!(short(Duration::from_secs(7800)), "2h10m");
+    }
+}

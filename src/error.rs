@@ -1,0 +1,106 @@
+//! Errors and the exit codes they map to.
+//!
+//! Every failure a user can cause (bad input, a bad jobfile, an unknown id, a
+//! database that is locked or not a database) is [`Error`] with exit code
+//! [`EXIT_USAGE`]. Failed *jobs* are not errors: `run --until-idle` and
+//! `worker start --until-idle` report them with [`EXIT_JOBS_FAILED`].
+
+use std::path::PathBuf;
+
+/// Everything went as asked.
+pub const EXIT_OK: u8 = 0;
+/// The command worked, but some jobs it ran ended dead.
+pub const EXIT_JOBS_FAILED: u8 = 1;
+/// Usage, configuration or input error; nothing was changed.
+pub const EXIT_USAGE: u8 = 2;
+/// queuectl itself failed (a bug, or the machine refused something).
+pub const EXIT_INTERNAL: u8 = 3;
+/// Stopped by SIGINT (128 + 2), as shells report it.
+pub const EXIT_SIGINT: u8 = 130;
+/// Stopped by SIGTERM (128 + 15).
+pub const EXIT_SIGTERM: u8 = 143;
+
+/// A failure of a queuectl command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input (an argument, a JSON job, a flag value) is not acceptable.
+    #[error("{message}")]
+    Input {
+        message: String,
+        hint: Option<String>,
+    },
+    /// No job has this id.
+    #[error("unknown job `{0}`")]
+    UnknownJob(String),
+    /// The database cannot be opened or used.
+    #[error("cannot use database `{path}`: {message}")]
+    Database {
+        path: PathBuf,
+        message: String,
+        hint: Option<String>,
+    },
+    /// A file or directory queuectl needs cannot be read or written.
+    #[error("cannot {action} `{path}`")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A raw SQLite failure, before the store names the database in it.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Something that should not happen: a bug or an unexpected system failure.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An input error without a hint.
+    pub fn input(message: impl Into<String>) -> Self {
+        Error::Input {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// An input error with a `hint:` telling the user how to fix it.
+    pub fn input_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Input {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// An I/O failure on `path` while doing `action` ("create", "read", …).
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The exit code this error ends the process with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Input { .. }
+            | Error::UnknownJob(_)
+            | Error::Database { .. }
+            | Error::Io { .. } => EXIT_USAGE,
+            Error::Sqlite(_) | Error::Internal(_) => EXIT_INTERNAL,
+        }
+    }
+
+    /// The fix, if one is known.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Input { hint, .. } | Error::Database { hint, .. } => hint.clone(),
+            Error::UnknownJob(_) => Some("`queuectl list` shows the ids of all jobs".into()),
+            _ => None,
+        }
+    }
+}
+
+/// The result of a queuectl operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

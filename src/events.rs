@@ -1,0 +1,57 @@
+//! What the long-running parts report. Workers and the supervisor never
+//! print: they send [`Event`]s, and one reporter renders them.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::job::{AttemptOutcome, JobState};
+
+/// Something that happened in a running worker pool.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The pool is up.
+    Ready {
+        pid: u32,
+        slots: u32,
+        queues: Vec<String>,
+    },
+    /// A slot started an attempt.
+    Started {
+        slot: usize,
+        id: String,
+        command: String,
+        queue: String,
+        attempt: u32,
+        max_attempts: u32,
+    },
+    /// An attempt ended; `state` is where the job went.
+    Finished {
+        slot: usize,
+        id: String,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        state: JobState,
+        exit_code: i32,
+        #[serde(serialize_with = "millis")]
+        duration: Duration,
+        /// When the job retries (ms since the epoch), if it does.
+        retry_at: Option<i64>,
+        error: Option<String>,
+    },
+    /// A job taken back from a worker that died.
+    Reclaimed {
+        id: String,
+        dead: bool,
+        worker: String,
+    },
+    /// The pool stops claiming; `force` kills running jobs.
+    Stopping { force: bool, reason: String },
+    /// A recoverable problem.
+    Warning { message: String },
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

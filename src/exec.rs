@@ -1,0 +1,560 @@
+//! Running one attempt: `sh -c COMMAND` in its own process group, stdout and
+//! stderr merged into one pipe (so the log keeps their interleaving), the
+//! output written to a bounded log file, a timeout that kills the whole
+//! group.
+//!
+//! One thread runs an attempt without helper threads: it `poll`s the pipe
+//! and a pidfd of the child together, so it wakes for output, for the
+//! child's exit and for deadlines, never on a timer. Where pidfds are not
+//! available it falls back to checking the child every 10 ms.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
+
+/// The exit code recorded for a timeout, as `timeout(1)` reports it.
+pub const EXIT_TIMEOUT: i32 = 124;
+/// The exit code recorded for a command that could not be started.
+pub const EXIT_CANNOT_START: i32 = 127;
+/// How long a timed-out or stopped job gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How often a running attempt looks at its stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(250);
+
+/// Why an attempt was stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StopReason {
+    None = 0,
+    /// `queuectl cancel`: the job ends cancelled.
+    Cancel = 1,
+    /// A forced shutdown: the job goes back to the queue, not counted.
+    Interrupt = 2,
+}
+
+/// What the supervisor shares with the thread running an attempt, to stop
+/// it from outside.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// The running job's process group, 0 when none runs.
+    pgid: AtomicI32,
+    stop: AtomicU8,
+}
+
+impl Control {
+    /// Stops the running attempt, if any: SIGTERM to its process group now;
+    /// the attempt's own loop sends SIGKILL after [`KILL_GRACE`].
+    pub fn stop(&self, reason: StopReason) {
+        self.stop.store(reason as u8, Ordering::SeqCst);
+        signal_group(self.pgid.load(Ordering::SeqCst), Signal::TERM);
+    }
+
+    /// Sends SIGKILL to the running attempt's process group, if any.
+    pub fn kill(&self) {
+        signal_group(self.pgid.load(Ordering::SeqCst), Signal::KILL);
+    }
+
+    fn reason(&self) -> StopReason {
+        match self.stop.load(Ordering::SeqCst) {
+            1 => StopReason::Cancel,
+            2 => StopReason::Interrupt,
+            _ => StopReason::None,
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(pgid) {
+        // ESRCH (already gone) is the common, harmless case.
+        let _ = kill_process_group(pid, signal);
+    }
+}
+
+/// What to run.
+#[derive(Debug)]
+pub struct Spec<'a> {
+    pub command: &'a str,
+    /// Extra environment, already resolved.
+    pub env: &'a [(String, String)],
+    pub cwd: Option<&'a Path>,
+    pub timeout: Option<Duration>,
+    /// Where the output goes; created on the first byte.
+    pub log_path: PathBuf,
+    /// The log keeps at most this many bytes: the tail.
+    pub log_max_bytes: u64,
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub struct Exit {
+    /// The exit code; 128 + n for death by signal n, 124 for a timeout, 127
+    /// for a command that could not start.
+    pub code: i32,
+    pub timed_out: bool,
+    /// Why the command could not start, or why its output was not kept.
+    pub error: Option<String>,
+    /// Bytes of output produced (the log may keep fewer).
+    pub output_bytes: u64,
+    pub stopped: StopReason,
+    pub duration: Duration,
+}
+
+/// Runs one attempt to its end.
+pub fn run(spec: &Spec<'_>, control: &Control) -> Exit {
+    let started = Instant::now();
+    control.stop.store(StopReason::None as u8, Ordering::SeqCst);
+    let cannot_start = |error: String| Exit {
+        code: EXIT_CANNOT_START,
+        timed_out: false,
+        error: Some(error),
+        output_bytes: 0,
+        stopped: StopReason::None,
+        duration: started.elapsed(),
+    };
+    let (reader, child) = match spawn(spec) {
+        Ok(pair) => pair,
+        Err(error) => return cannot_start(error),
+    };
+    let pgid = i32::try_from(child.id()).unwrap_or(0);
+    control.pgid.store(pgid, Ordering::SeqCst);
+    if control.reason() != StopReason::None {
+        signal_group(pgid, Signal::TERM);
+    }
+    let mut log = BoundedLog::new(spec.log_path.clone(), spec.log_max_bytes);
+    let waited = watch(child, reader, spec.timeout, control, &mut log);
+    // Whatever the job left behind in its group goes with it.
+    signal_group(pgid, Signal::KILL);
+    control.pgid.store(0, Ordering::SeqCst);
+    let log_error = log.finish();
+    match waited {
+        Ok((status, timed_out)) => {
+            let code = if timed_out {
+                EXIT_TIMEOUT
+            } else {
+                status
+                    .code()
+                    .or_else(|| status.signal().map(|s| 128 + s))
+                    .unwrap_or(EXIT_CANNOT_START)
+            };
+            Exit {
+                code,
+                timed_out,
+                error: log_error,
+                output_bytes: log.total(),
+                stopped: control.reason(),
+                duration: started.elapsed(),
+            }
+        }
+        Err(e) => cannot_start(format!("lost track of the job's process: {e}")),
+    }
+}
+
+fn spawn(spec: &Spec<'_>) -> Result<(io::PipeReader, Child), String> {
+    let (reader, writer) = io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(spec.command)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2)
+        .process_group(0)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = spec.cwd {
+        command.current_dir(cwd);
+    }
+    let child = command.spawn().map_err(|e| match spec.cwd {
+        Some(cwd) if !cwd.is_dir() => format!(
+            "cannot start the job: working directory `{}` does not exist",
+            cwd.display()
+        ),
+        _ => format!("cannot start `sh`: {e}"),
+    })?;
+    // `command` holds the write ends; dropping it lets the pipe reach EOF.
+    drop(command);
+    Ok((reader, child))
+}
+
+/// Copies output to the log until the child exits, enforcing the timeout.
+/// Returns the exit status and whether the timeout fired.
+fn watch(
+    mut child: Child,
+    mut reader: io::PipeReader,
+    timeout: Option<Duration>,
+    control: &Control,
+    log: &mut BoundedLog,
+) -> io::Result<(std::process::ExitStatus, bool)> {
+    let pid = Pid::from_child(&child);
+    let pidfd: Option<OwnedFd> = pidfd_open(pid, PidfdFlags::empty()).ok();
+    let started = Instant::now();
+    let deadline = timeout.map(|t| started + t);
+    let mut kill_at: Option<Instant> = None;
+    let mut timed_out = false;
+    let mut pipe_open = true;
+    let mut stop_seen = StopReason::None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let now = Instant::now();
+        if !timed_out && deadline.is_some_and(|d| now >= d) {
+            timed_out = true;
+            signal_group(pid.as_raw_nonzero().get(), Signal::TERM);
+            kill_at = Some(now + KILL_GRACE);
+        }
+        let reason = control.reason();
+        if reason != StopReason::None && stop_seen == StopReason::None {
+            stop_seen = reason;
+            kill_at.get_or_insert(now + KILL_GRACE);
+        }
+        if kill_at.is_some_and(|k| now >= k) {
+            signal_group(pid.as_raw_nonzero().get(), Signal::KILL);
+            kill_at = None;
+        }
+        // Wake for the next deadline, and at least every 250 ms to see a
+        // stop request; without a pidfd, look at the child every 10 ms.
+        let tick = if pidfd.is_some() {
+            STOP_CHECK
+        } else {
+            Duration::from_millis(10)
+        };
+        let wait_for = [deadline.filter(|_| !timed_out), kill_at]
+            .into_iter()
+            .flatten()
+            .map(|t| t.saturating_duration_since(now))
+            .fold(tick, Duration::min);
+        let timespec = Timespec {
+            tv_sec: i64::try_from(wait_for.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(wait_for.subsec_nanos()),
+        };
+        let mut fds = Vec::with_capacity(2);
+        if pipe_open {
+            fds.push(PollFd::new(&reader, PollFlags::IN));
+        }
+        if let Some(fd) = &pidfd {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+        }
+        match poll(&mut fds, Some(&timespec)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let pipe_ready = pipe_open && !fds[0].revents().is_empty();
+        drop(fds);
+        if pipe_ready {
+            match reader.read(&mut buf) {
+                Ok(0) => pipe_open = false,
+                Ok(n) => log.write(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => pipe_open = false,
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            if pipe_open {
+                drain_available(&mut reader, &mut buf, log);
+            }
+            return Ok((status, timed_out));
+        }
+    }
+}
+
+/// After the child exited, reads what is already in the pipe without
+/// waiting for writers it may have left behind (they are killed next).
+fn drain_available(reader: &mut io::PipeReader, buf: &mut [u8], log: &mut BoundedLog) {
+    loop {
+        let fd = reader.as_fd();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match poll(&mut fds, Some(&zero)) {
+            Ok(n) if n > 0 && fds[0].revents().contains(PollFlags::IN) => {}
+            _ => return,
+        }
+        match reader.read(buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => log.write(&buf[..n]),
+        }
+    }
+}
+
+/// An attempt's log file that keeps only the last `max` bytes. The file is
+/// created on the first byte (a quiet job leaves no file) with mode 0600.
+/// While the job runs the file may hold up to twice `max`; it is cut back to
+/// the tail whenever it passes that, and once more at the end, with a first
+/// line saying how much was dropped.
+#[derive(Debug)]
+pub struct BoundedLog {
+    path: PathBuf,
+    max: u64,
+    file: Option<File>,
+    len: u64,
+    dropped: u64,
+    error: Option<String>,
+}
+
+impl BoundedLog {
+    pub fn new(path: PathBuf, max: u64) -> BoundedLog {
+        BoundedLog {
+            path,
+            max,
+            file: None,
+            len: 0,
+            dropped: 0,
+            error: None,
+        }
+    }
+
+    /// Appends output; a failure to write stops the log, not the job.
+    pub fn write(&mut self, data: &[u8]) {
+        if self.error.is_some() {
+            self.dropped += data.len() as u64;
+            return;
+        }
+        if let Err(e) = self.try_write(data) {
+            self.error = Some(format!(
+                "output not kept: cannot write `{}`: {e}",
+                self.path.display()
+            ));
+            self.dropped += data.len() as u64;
+        }
+    }
+
+    fn try_write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.max == 0 {
+            self.dropped += data.len() as u64;
+            return Ok(());
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(create_log(&self.path)?),
+        };
+        file.write_all(data)?;
+        self.len += data.len() as u64;
+        if self.len > self.max.saturating_mul(2) {
+            self.keep_tail(None)?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the file to its last `max` bytes, behind `header` if given.
+    fn keep_tail(&mut self, header: Option<&str>) -> io::Result<()> {
+        let Some(file) = &mut self.file else {
+            return Ok(());
+        };
+        let keep = self.len.min(self.max);
+        let mut tail = vec![0u8; keep as usize];
+        file.seek(SeekFrom::Start(self.len - keep))?;
+        file.read_exact(&mut tail)?;
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        if let Some(header) = header {
+            file.write_all(header.as_bytes())?;
+        }
+        file.write_all(&tail)?;
+        self.dropped += self.len - keep;
+        self.len = keep + header.map_or(0, |h| h.len() as u64);
+        Ok(())
+    }
+
+    /// Finishes the log; returns why output was lost, if it was.
+    pub fn finish(&mut self) -> Option<String> {
+        if self.error.is_none() && (self.len > self.max || self.dropped > 0) && self.file.is_some()
+        {
+            let dropped = self.dropped + self.len.saturating_sub(self.max);
+            let header = format!("[queuectl: {dropped} earlier bytes of output were dropped]\n");
+            if let Err(e) = self.keep_tail(Some(&header)) {
+                self.error = Some(format!("cannot trim `{}`: {e}", self.path.display()));
+            }
+        }
+        self.file = None;
+        self.error.clone()
+    }
+
+    /// Every byte the job wrote, kept or not.
+    pub fn total(&self) -> u64 {
+        self.len + self.dropped
+    }
+}
+
+fn create_log(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Expands `${NAME}` in an env value from `lookup` (the runner's
+/// environment when the job starts); `$$` is a literal `$`. A variable that
+/// is not set is an error, so a missing secret fails loudly.
+pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{value}`"))?;
+            let name = &body[..end];
+            if name.is_empty() {
+                return Err(format!("empty `${{}}` in `{value}`"));
+            }
+            let resolved =
+                lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
+            out.push_str(&resolved);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(name: &str) -> Option<String> {
+        (name == "TOKEN").then(|| "s3cret".to_string())
+    }
+
+    #[test]
+    fn env_expansion() {
+        let table: [(&str, Result<&str, &str>); 7] = [
+            ("plain", Ok("plain")),
+            ("${TOKEN}", Ok("s3cret")),
+            ("a-${TOKEN}-b", Ok("a-s3cret-b")),
+            ("$$HOME and $PATH", Ok("$HOME and $PATH")),
+            (
+                "${MISSING}",
+                Err("environment variable `MISSING` is not set"),
+            ),
+            ("${TOKEN", Err("unclosed `${` in `${TOKEN`")),
+            ("${}", Err("empty `${}` in `${}`")),
+        ];
+        for (input, expected) in table {
+            let got = expand_env(input, lookup);
+            assert_eq!(got.as_deref().map_err(String::as_str), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn bounded_log_keeps_the_tail() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("logs/x.1.log");
+        let mut log = BoundedLog::new(path.clone(), 10);
+        for chunk in [
+            b"0123456789".as_slice(),
+            b"abcdefghij",
+            b"KLMNOPQRST",
+            b"uvw",
+        ] {
+            log.write(chunk);
+        }
+        assert_eq!(log.finish(), None);
+        assert_eq!(log.total(), 33);
+        let text = fs::read_to_string(&path)?;
+        assert_eq!(
+            text,
+            "[queuectl: 23 earlier bytes of output were dropped]\nNOPQRSTuvw"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_quiet_job_leaves_no_log() {
+        let dir = tempfile::tempdir().ok();
+        let path = dir
+            .as_ref()
+            .map(|d| d.path().join("x.1.log"))
+            .unwrap_or_default();
+        let mut log = BoundedLog::new(path.clone(), 10);
+        assert_eq!(log.finish(), None);
+        assert!(!path.exists());
+    }
+
+    fn spec<'a>(command: &'a str, dir: &Path, timeout: Option<Duration>) -> Spec<'a> {
+        Spec {
+            command,
+            env: &[],
+            cwd: None,
+            timeout,
+            log_path: dir.join("out.log"),
+            log_max_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn exit_codes_and_output() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let control = Control::default();
+        let exit = run(
+            &spec("echo out; echo err >&2; exit 3", dir.path(), None),
+            &control,
+        );
+        assert_eq!((exit.code, exit.timed_out), (3, false));
+        assert_eq!(
+            fs::read_to_string(dir.path().join("out.log"))?,
+            "out\nerr\n"
+        );
+        let exit = run(&spec("kill -9 $$", dir.path(), None), &control);
+        assert_eq!(exit.code, 137);
+        Ok(())
+    }
+
+    #[test]
+    fn timeout_kills_the_group() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let control = Control::default();
+        let started = Instant::now();
+        let exit = run(
+            &spec(
+                "sleep 30 & wait",
+                dir.path(),
+                Some(Duration::from_millis(200)),
+            ),
+            &control,
+        );
+        assert_eq!((exit.code, exit.timed_out), (EXIT_TIMEOUT, true));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_directory_cannot_start() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let missing = dir.path().join("nope");
+        let mut s = spec("true", dir.path(), None);
+        s.cwd = Some(&missing);
+        let exit = run(&s, &Control::default());
+        assert_eq!(exit.code, EXIT_CANNOT_START);
+        assert!(exit.error.unwrap_or_default().contains("does not exist"));
+        Ok(())
+    }
+}

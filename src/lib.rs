@@ -1,0 +1,68 @@
+//! queuectl: a declarative job runner. Shell jobs go into a persistent
+//! SQLite queue ([`store`]) and are run by pools of workers ([`runtime`],
+//! [`worker`], [`exec`]) with retries, exponential backoff ([`retry`]) and a
+//! dead letter queue.
+//!
+//! [`run`] is the whole program: parse the command line ([`cli`]), resolve
+//! the context ([`context`]), dispatch to one command ([`commands`]), print
+//! a fatal error once and pick the exit code ([`error`]).
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod context;
+pub mod duration;
+pub mod error;
+pub mod events;
+pub mod exec;
+pub mod job;
+pub mod output;
+pub mod progress;
+pub mod retry;
+pub mod runtime;
+pub mod store;
+pub mod worker;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::context::Context;
+use crate::error::{EXIT_USAGE, Error};
+use crate::output::{BOLD, Painter, RED};
+
+/// Runs queuectl with these arguments (the first is the program name).
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let context = match Context::resolve(&cli.global) {
+        Ok(context) => context,
+        Err(e) => return fail(&e, false),
+    };
+    match commands::dispatch(&context, cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(&e, context.color),
+    }
+}
+
+/// Prints a fatal error with its causes and hint; returns its exit code.
+fn fail(error: &Error, color: bool) -> ExitCode {
+    let painter = Painter { enabled: color };
+    let mut text = format!("{} {error}", painter.paint("error:", RED.bold()));
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    if let Some(hint) = error.hint() {
+        text.push_str(&format!("\n  {} {hint}", painter.paint("hint:", BOLD)));
+    }
+    eprintln!("{text}");
+    ExitCode::from(error.exit_code())
+}

@@ -1,0 +1,137 @@
+//! Human and JSON output shared by the commands: aligned tables, colours
+//! (decided once, in [`Context`](crate::context::Context)), JSON printing.
+
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::job::JobState;
+
+/// Paints text when colour is on.
+#[derive(Debug, Clone, Copy)]
+pub struct Painter {
+    pub enabled: bool,
+}
+
+impl Painter {
+    pub fn paint(&self, text: &str, style: Style) -> String {
+        if self.enabled && style != Style::new() {
+            format!("{}{text}{}", style.render(), style.render_reset())
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+pub const BOLD: Style = Style::new().bold();
+pub const DIM: Style = Style::new().dimmed();
+pub const RED: Style = AnsiColor::Red.on_default();
+pub const GREEN: Style = AnsiColor::Green.on_default();
+pub const YELLOW: Style = AnsiColor::Yellow.on_default();
+pub const CYAN: Style = AnsiColor::Cyan.on_default();
+
+/// The colour of a state.
+pub fn state_style(state: JobState) -> Style {
+    match state {
+        JobState::Pending => Style::new(),
+        JobState::Processing => CYAN,
+        JobState::Completed => GREEN,
+        JobState::Failed => YELLOW,
+        JobState::Dead => RED.bold(),
+        JobState::Cancelled => DIM,
+    }
+}
+
+/// A table cell: text and its style.
+pub type Cell = (String, Style);
+
+/// A plain cell.
+pub fn cell(text: impl Into<String>) -> Cell {
+    (text.into(), Style::new())
+}
+
+/// Renders rows under a header, columns separated by two spaces, widths
+/// measured before colouring; the last column is not padded.
+pub fn table(painter: Painter, headers: &[&str], rows: &[Vec<Cell>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, (text, _)) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(text.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<Cell> = headers.iter().map(|h| (h.to_string(), BOLD)).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (text, style)) in row.iter().enumerate() {
+            let last = i + 1 == row.len();
+            line.push_str(&painter.paint(text, *style));
+            if !last {
+                let pad = widths[i].saturating_sub(text.chars().count()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Shortens `text` to `max` characters with an ellipsis, on one line.
+pub fn truncate(text: &str, max: usize) -> String {
+    let one_line = text.replace('\n', " ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Internal(format!("cannot render JSON: {e}")))?;
+    print_out(&format!("{text}\n"))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub fn print_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::Internal(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_without_trailing_space() {
+        let painter = Painter { enabled: false };
+        let rows = vec![
+            vec![cell("a"), cell("pending"), cell("echo hi")],
+            vec![cell("long-id"), cell("dead"), cell("x")],
+        ];
+        let text = table(painter, &["ID", "STATE", "COMMAND"], &rows);
+        assert_eq!(
+            text,
+            "ID       STATE    COMMAND\na        pending  echo hi\nlong-id  dead     x\n"
+        );
+    }
+
+    #[test]
+    fn truncation() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("a\nb", 10), "a b");
+        assert_eq!(truncate("abcdefghijkl", 5), "abcd…");
+    }
+}

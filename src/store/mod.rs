@@ -1,0 +1,264 @@
+//! The persistent queue: every SQL statement of queuectl lives under this
+//! module.
+//!
+//! # Locking and transactions
+//!
+//! The database is SQLite in WAL mode, so readers never block the writer.
+//! Every write is one `BEGIN IMMEDIATE` transaction: it takes the write lock
+//! up front, so two writers queue on `busy_timeout` instead of failing on a
+//! lock upgrade. Each state transition (enqueue, claim, finish, reclaim,
+//! cancel, dlq retry) is exactly one transaction, so a crash leaves every job
+//! in a state it had before or after the transition, never between.
+//!
+//! Enqueue connections use `synchronous=FULL`: once `enqueue` says a job was
+//! added, it survives a power cut. Worker connections use `NORMAL`: a lost
+//! transition only makes a job run again, which at-least-once allows.
+//!
+//! # Leases and crashes
+//!
+//! A claimed job is `processing` with a `runner` (a row of `workers`) and a
+//! `lease_until`. The worker process renews the leases of all its jobs with
+//! its heartbeat. If it dies (kill -9, power loss), its jobs stay
+//! `processing` until another worker's heartbeat sees the lease expired, or
+//! sees the runner's pid gone on this host, and reclaims them: the lost
+//! attempt counts, and the job is retried or, with no retries left, dead.
+
+mod jobs;
+mod migrations;
+mod workers;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+pub use jobs::{ClaimArgs, Counts, DlqStat, EnqueueOutcome, Finish, JobFilter};
+pub use workers::{Reclaimed, WorkerInfo};
+
+use crate::error::{Error, Result};
+
+/// How long a writer waits for the lock before reporting the database locked.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How durable each commit of a connection is (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit: enqueues.
+    Full,
+    /// fsync at checkpoints: worker transitions.
+    Normal,
+}
+
+/// A connection to the queue database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, with its directory
+    /// (0700, with a `.gitignore` of `*` when queuectl creates it) and the
+    /// file itself 0600.
+    pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        prepare_location(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| database_error(path, e))?;
+        Store::setup(conn, path, durability)
+    }
+
+    /// Opens the database for a read command. A database that does not exist
+    /// yet reads as empty, and nothing is created on disk.
+    pub fn open_read(path: &Path) -> Result<Store> {
+        if path.exists() {
+            return Store::open(path, Durability::Normal);
+        }
+        let conn = Connection::open_in_memory().map_err(|e| database_error(path, e))?;
+        Store::setup(conn, path, Durability::Normal)
+    }
+
+    fn setup(conn: Connection, path: &Path, durability: Durability) -> Result<Store> {
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.configure(durability).map_err(|e| store.tag(e))?;
+        Ok(store)
+    }
+
+    fn configure(&mut self, durability: Durability) -> Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        // journal_mode answers with a row; it is the first statement that
+        // reads the file, so a file that is not SQLite fails here.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if mode != "wal" && mode != "memory" {
+            return Err(Error::Internal(format!(
+                "could not switch the database to WAL mode (got `{mode}`)"
+            )));
+        }
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        self.conn.execute_batch(&format!(
+            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+        ))?;
+        self.migrate()
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: usize = self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version > migrations::MIGRATIONS.len() {
+            return Err(Error::Database {
+                path: self.path.clone(),
+                message: format!(
+                    "schema version {version} is newer than this queuectl knows ({})",
+                    migrations::MIGRATIONS.len()
+                ),
+                hint: Some("upgrade queuectl".into()),
+            });
+        }
+        if version == migrations::MIGRATIONS.len() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let version: usize = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        for (index, sql) in migrations::MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A counter that changes whenever another connection commits: the cheap
+    /// way for an idle worker to learn that a job may have arrived.
+    pub fn data_version(&self) -> Result<i64> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("PRAGMA data_version")?
+                .query_row([], |row| row.get(0))?)
+        })
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if it returns Ok.
+    fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        result.map_err(|e| self.tag(e))
+    }
+
+    /// Runs a read-only `f`.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&self.conn).map_err(|e| self.tag(e))
+    }
+
+    /// Names this database in a raw SQLite error.
+    fn tag(&self, error: Error) -> Error {
+        match error {
+            Error::Sqlite(e) => database_error(&self.path, e),
+            other => other,
+        }
+    }
+}
+
+/// Turns a SQLite failure into an error that names the file and, where the
+/// cause is known, the fix.
+fn database_error(path: &Path, error: rusqlite::Error) -> Error {
+    let code = error.sqlite_error_code();
+    let (message, hint) = match code {
+        Some(ErrorCode::NotADatabase) => (
+            "the file is not a SQLite database".to_string(),
+            Some(
+                "point --db (or QUEUECTL_DB) at a queuectl database, or move the file away".into(),
+            ),
+        ),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => (
+            format!(
+                "the database is locked (waited {}s for another process)",
+                BUSY_TIMEOUT.as_secs()
+            ),
+            Some("another program holds a long write lock on it; retry when it is done".into()),
+        ),
+        Some(ErrorCode::DatabaseCorrupt) => (
+            "the database file is corrupt".to_string(),
+            Some("restore it from a backup, or move it away to start an empty queue".into()),
+        ),
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => (
+            error.to_string(),
+            Some("check that the file and its directory exist and are writable".into()),
+        ),
+        Some(ErrorCode::DiskFull) => (
+            "the disk is full".to_string(),
+            Some("free some space; nothing was changed".into()),
+        ),
+        _ => (error.to_string(), None),
+    };
+    Error::Database {
+        path: path.to_path_buf(),
+        message,
+        hint,
+    }
+}
+
+/// Creates the database's directory (0700, with a `.gitignore` of `*`) and
+/// the file (0600) before SQLite opens it, so neither is ever readable by
+/// others; SQLite gives its -wal and -shm files the database's mode.
+fn prepare_location(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("create the database directory", dir, e))?;
+        let ignore = dir.join(".gitignore");
+        let mut file = fs::File::create(&ignore).map_err(|e| Error::io("create", &ignore, e))?;
+        file.write_all(b"*\n")
+            .map_err(|e| Error::io("write", &ignore, e))?;
+    }
+    if !path.exists() {
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io("create the database", path, e))?;
+    }
+    Ok(())
+}
+
+/// The directory of a database's logs: `queue.db` keeps them in `queue.logs/`.
+pub fn logs_dir(db: &Path) -> PathBuf {
+    db.with_extension("logs")
+}

@@ -1,0 +1,342 @@
+//! One worker slot: claim the best ready job, run it, record how it ended,
+//! claim the next (in the same transaction), and so on. Slots never print;
+//! they send [`Event`]s.
+
+use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::clock::now_ms;
+use crate::duration::as_millis_i64;
+use crate::error::Result;
+use crate::events::Event;
+use crate::exec::{self, Control, StopReason};
+use crate::job::{AttemptOutcome, Claimed, JobState};
+use crate::retry::Decision;
+use crate::store::{ClaimArgs, Finish, Store};
+
+/// The pool runs and claims.
+pub const MODE_RUN: u8 = 0;
+/// The pool finishes running jobs and claims no more.
+pub const MODE_DRAIN: u8 = 1;
+/// The pool stops running jobs and returns them to the queue.
+pub const MODE_FORCE: u8 = 2;
+
+/// The longest an idle slot sleeps before looking at the queue again, in
+/// case a wake-up was missed.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
+/// Wakes idle slots when the database changed.
+#[derive(Debug, Default)]
+pub struct Waker {
+    generation: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Waker {
+    pub fn generation(&self) -> u64 {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn notify(&self) {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until a notify after `seen`, or `timeout`.
+    pub fn wait_since(&self, seen: u64, timeout: Duration) {
+        let guard = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .changed
+            .wait_timeout_while(guard, timeout, |g| *g == seen);
+    }
+}
+
+/// What the supervisor and the slots share.
+#[derive(Debug)]
+pub struct Shared {
+    pub waker: Waker,
+    mode: AtomicU8,
+    pub controls: Vec<Control>,
+    /// The job each slot is running.
+    pub current: Vec<Mutex<Option<String>>>,
+    pub busy: AtomicUsize,
+    pub completed: AtomicU64,
+    pub dead: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(slots: usize) -> Shared {
+        Shared {
+            waker: Waker::default(),
+            mode: AtomicU8::new(MODE_RUN),
+            controls: (0..slots).map(|_| Control::default()).collect(),
+            current: (0..slots).map(|_| Mutex::new(None)).collect(),
+            busy: AtomicUsize::new(0),
+            completed: AtomicU64::new(0),
+            dead: AtomicU64::new(0),
+        }
+    }
+
+    pub fn mode(&self) -> u8 {
+        self.mode.load(Ordering::SeqCst)
+    }
+
+    /// Moves to `mode` if it is a further step than the current one.
+    pub fn escalate(&self, mode: u8) -> bool {
+        self.mode.fetch_max(mode, Ordering::SeqCst) < mode
+    }
+
+    fn set_current(&self, slot: usize, id: Option<&str>) {
+        *self.current[slot].lock().unwrap_or_else(|p| p.into_inner()) = id.map(str::to_string);
+    }
+
+    /// The slot running job `id`, if one is.
+    pub fn slot_running(&self, id: &str) -> Option<usize> {
+        self.current
+            .iter()
+            .position(|c| c.lock().unwrap_or_else(|p| p.into_inner()).as_deref() == Some(id))
+    }
+}
+
+/// What every slot of a pool runs with.
+#[derive(Debug, Clone)]
+pub struct SlotConfig {
+    pub runner: i64,
+    /// Empty: every queue.
+    pub queues: Vec<String>,
+    pub lease: Duration,
+    pub logs_dir: PathBuf,
+    pub log_max_bytes: u64,
+}
+
+/// The log file of run `run` of job `id`.
+pub fn log_path(logs_dir: &std::path::Path, id: &str, run: u32) -> PathBuf {
+    logs_dir.join(format!("{id}.{run}.log"))
+}
+
+/// Runs slot `slot` until the pool drains or is forced to stop.
+pub fn run_slot(
+    slot: usize,
+    mut store: Store,
+    config: &SlotConfig,
+    shared: &Shared,
+    events: &Sender<Event>,
+) -> Result<()> {
+    let claim_args = |now| ClaimArgs {
+        runner: config.runner,
+        queues: &config.queues,
+        lease_until: now + as_millis_i64(config.lease),
+        now,
+    };
+    let mut next: Option<Claimed> = None;
+    loop {
+        if shared.mode() != MODE_RUN {
+            if let Some(job) = next.take() {
+                release(&mut store, config.runner, &job)?;
+            }
+            return Ok(());
+        }
+        let seen = shared.waker.generation();
+        let job = match next.take() {
+            Some(job) => job,
+            None => match store.claim(claim_args(now_ms()))? {
+                Some(job) => job,
+                None => {
+                    let now = now_ms();
+                    let wait = match store.next_run_at(&config.queues)? {
+                        Some(due) => Duration::from_millis(due.saturating_sub(now).max(5) as u64)
+                            .min(IDLE_RECHECK),
+                        None => IDLE_RECHECK,
+                    };
+                    shared.waker.wait_since(seen, wait);
+                    continue;
+                }
+            },
+        };
+        shared.busy.fetch_add(1, Ordering::SeqCst);
+        shared.set_current(slot, Some(&job.id));
+        let _ = events.send(Event::Started {
+            slot,
+            id: job.id.clone(),
+            command: job.command.clone(),
+            queue: job.queue.clone(),
+            attempt: job.attempts,
+            max_attempts: job.retry.max_retries + 1,
+        });
+        let exit = run_attempt(&job, config, &shared.controls[slot]);
+        let ended = judge(&job, &exit);
+        let now = now_ms();
+        let finish = Finish {
+            id: &job.id,
+            run: job.run,
+            runner: config.runner,
+            outcome: ended.outcome,
+            exit_code: Some(exit.code),
+            error: ended.error.as_deref(),
+            output_bytes: exit.output_bytes,
+            state: ended.state,
+            run_at: ended.run_at,
+            now,
+        };
+        let claim_next = (shared.mode() == MODE_RUN).then(|| claim_args(now));
+        let (_owned, claimed) = store.finish(&finish, claim_next)?;
+        shared.set_current(slot, None);
+        shared.busy.fetch_sub(1, Ordering::SeqCst);
+        match ended.state {
+            JobState::Completed => shared.completed.fetch_add(1, Ordering::SeqCst),
+            JobState::Dead => shared.dead.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+        let _ = events.send(Event::Finished {
+            slot,
+            id: job.id.clone(),
+            attempt: job.attempts,
+            outcome: ended.outcome,
+            state: ended.state,
+            exit_code: exit.code,
+            duration: exit.duration,
+            retry_at: ended.run_at.filter(|_| ended.state == JobState::Failed),
+            error: ended.error,
+        });
+        next = claimed;
+    }
+}
+
+/// Resolves the job's environment and runs it.
+fn run_attempt(job: &Claimed, config: &SlotConfig, control: &Control) -> exec::Exit {
+    let mut env = Vec::with_capacity(job.env.len() + 3);
+    for (key, value) in &job.env {
+        match exec::expand_env(value, |name| std::env::var(name).ok()) {
+            Ok(value) => env.push((key.clone(), value)),
+            Err(message) => {
+                return exec::Exit {
+                    code: exec::EXIT_CANNOT_START,
+                    timed_out: false,
+                    error: Some(format!("cannot start the job: env `{key}`: {message}")),
+                    output_bytes: 0,
+                    stopped: StopReason::None,
+                    duration: Duration::ZERO,
+                };
+            }
+        }
+    }
+    env.push(("QUEUECTL_JOB_ID".into(), job.id.clone()));
+    env.push(("QUEUECTL_ATTEMPT".into(), job.attempts.to_string()));
+    env.push(("QUEUECTL_QUEUE".into(), job.queue.clone()));
+    let cwd = job.cwd.as_ref().map(PathBuf::from);
+    let spec = exec::Spec {
+        command: &job.command,
+        env: &env,
+        cwd: cwd.as_deref(),
+        timeout: job
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        log_path: log_path(&config.logs_dir, &job.id, job.run),
+        log_max_bytes: config.log_max_bytes,
+    };
+    exec::run(&spec, control)
+}
+
+/// Where an attempt leaves its job.
+#[derive(Debug)]
+struct Ended {
+    outcome: AttemptOutcome,
+    state: JobState,
+    run_at: Option<i64>,
+    error: Option<String>,
+}
+
+/// Decides what an attempt's exit means for its job.
+fn judge(job: &Claimed, exit: &exec::Exit) -> Ended {
+    let now = now_ms();
+    let ended = |outcome, state, run_at, error| Ended {
+        outcome,
+        state,
+        run_at,
+        error,
+    };
+    if exit.code == 0 && !exit.timed_out {
+        return ended(
+            AttemptOutcome::Completed,
+            JobState::Completed,
+            None,
+            exit.error.clone(),
+        );
+    }
+    match exit.stopped {
+        StopReason::Interrupt => {
+            let why = "stopped by a worker shutdown; returned to the queue".to_string();
+            return ended(
+                AttemptOutcome::Interrupted,
+                JobState::Pending,
+                Some(now),
+                Some(why),
+            );
+        }
+        StopReason::Cancel => {
+            let why = "cancelled while running".to_string();
+            return ended(
+                AttemptOutcome::Cancelled,
+                JobState::Cancelled,
+                None,
+                Some(why),
+            );
+        }
+        StopReason::None => {}
+    }
+    let outcome = if exit.timed_out {
+        AttemptOutcome::Timeout
+    } else {
+        AttemptOutcome::Failed
+    };
+    let what = match (&exit.error, exit.timed_out) {
+        (Some(error), _) => error.clone(),
+        (None, true) => format!(
+            "timed out after {}",
+            crate::duration::short(Duration::from_millis(
+                job.timeout_ms.unwrap_or(0).max(0) as u64
+            ))
+        ),
+        (None, false) => format!("exit code {}", exit.code),
+    };
+    let random = (RandomState::new().hash_one(now) >> 11) as f64 / (1u64 << 53) as f64;
+    match job.retry.decide(job.attempts, Some(exit.code), random) {
+        Decision::Retry(delay) => ended(
+            outcome,
+            JobState::Failed,
+            Some(now + as_millis_i64(delay)),
+            Some(what),
+        ),
+        Decision::Dead(reason) => ended(
+            outcome,
+            JobState::Dead,
+            None,
+            Some(format!("{what}; {}", reason.describe(job.attempts))),
+        ),
+    }
+}
+
+/// Gives a claimed but unstarted job back to the queue.
+fn release(store: &mut Store, runner: i64, job: &Claimed) -> Result<()> {
+    let now = now_ms();
+    store.finish(
+        &Finish {
+            id: &job.id,
+            run: job.run,
+            runner,
+            outcome: AttemptOutcome::Interrupted,
+            exit_code: None,
+            error: Some("released unstarted by a stopping worker"),
+            output_bytes: 0,
+            state: JobState::Pending,
+            run_at: Some(now),
+            now,
+        },
+        None,
+    )?;
+    Ok(())
+}
