@@ -300,6 +300,7 @@ pub struct BoundedLog {
     file: Option<File>,
     len: u64,
     dropped: u64,
+    produced: u64,
     error: Option<String>,
 }
 
@@ -311,12 +312,14 @@ impl BoundedLog {
             file: None,
             len: 0,
             dropped: 0,
+            produced: 0,
             error: None,
         }
     }
 
     /// Appends output; a failure to write stops the log, not the job.
     pub fn write(&mut self, data: &[u8]) {
+        self.produced += data.len() as u64;
         if self.error.is_some() {
             self.dropped += data.len() as u64;
             return;
@@ -383,7 +386,7 @@ impl BoundedLog {
 
     /// Every byte the job wrote, kept or not.
     pub fn total(&self) -> u64 {
-        self.len + self.dropped
+        self.produced
     }
 }
 

@@ -604,7 +604,7 @@ mod tests {
             ),
             (
                 "{\"command\": \"a\",",
-                "jobs.jsonl: invalid JSON at line 1 column 16: EOF while parsing an object",
+                "jobs.jsonl: invalid JSON at line 1 column 16: EOF while parsing a value",
             ),
         ];
         for (text, message) in table {

@@ -190,14 +190,12 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
         store.request_stop("force")?;
         left = wait_for_exit(&store, &left, &host, Instant::now() + KILL_GRACE * 3)?;
     }
-    for worker in &left {
-        if worker.host == host {
-            if let Some(pid) = i32::try_from(worker.pid)
-                .ok()
-                .and_then(rustix::process::Pid::from_raw)
-            {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+    for worker in left.iter().filter(|w| w.host == host) {
+        if let Some(pid) = i32::try_from(worker.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
     // Jobs of workers that were killed, or had died before, go back now.

@@ -1,0 +1,11 @@
+//! The integration tests: the real `queuectl` binary, real worker
+//! processes, real SQLite files in temp dirs. One binary, a module per area.
+
+mod integration {
+    pub mod harness;
+
+    mod bad_input;
+    mod enqueue;
+    mod lifecycle;
+    mod workers;
+}

@@ -1,0 +1,173 @@
+//! Every bad input gets a clear error naming the problem, exit code 2, and
+//! leaves the queue as it was.
+
+use predicates::prelude::*;
+
+use super::harness::Env;
+
+/// Runs `args`, expects exit 2 with `message` on stderr and the queue unchanged.
+fn rejects(env: &Env, args: &[&str], message: &str) {
+    let before = env.states();
+    env.cmd(args)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(message));
+    assert_eq!(env.states(), before, "{args:?} changed the queue");
+}
+
+#[test]
+fn bad_jobs_are_rejected_whole() {
+    let env = Env::new();
+    env.cmd(["enqueue", "--id", "taken", "true"])
+        .assert()
+        .success();
+    env.write(
+        "broken.jsonl",
+        "{\"id\": \"fine\", \"command\": \"true\"}\n{\"id\": \"oops\", \"command\": }\n",
+    );
+    env.write("number.json", "42");
+    env.write(
+        "dup.jsonl",
+        "{\"id\": \"d1\", \"command\": \"true\"}\n{\"id\": \"d1\", \"command\": \"true\"}\n",
+    );
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["enqueue", "{\"command\": "],
+            "error: the argument: invalid JSON at line 1 column 12: EOF while parsing a value",
+        ),
+        (
+            &["enqueue", "--file", "broken.jsonl"],
+            "broken.jsonl:2: invalid JSON: expected value",
+        ),
+        (
+            &["enqueue", "--file", "number.json"],
+            "expected a JSON object (a job), found a number",
+        ),
+        (
+            &["enqueue", r#"{"id": "x"}"#],
+            "the argument: missing field `command`",
+        ),
+        (
+            &["enqueue", r#"{"command": ""}"#],
+            "the argument: field `command` is empty",
+        ),
+        (&["enqueue", ""], "the command is empty"),
+        (&["enqueue"], "nothing to enqueue"),
+        (
+            &["enqueue", "--id", "taken", "true"],
+            "job id `taken` already exists",
+        ),
+        (
+            &["enqueue", "--file", "dup.jsonl"],
+            "job id `d1` already exists",
+        ),
+        (
+            &["enqueue", "--id", "../x", "true"],
+            "invalid job id `../x`: `/` is not allowed",
+        ),
+        (
+            &["enqueue", r#"{"command": "true", "max_retries": -1}"#],
+            "field `max_retries` must be between 0 and 4294967295 (got -1)",
+        ),
+        (
+            &["enqueue", "--max-retries", "-1", "true"],
+            "invalid value '-1' for '--max-retries <N>'",
+        ),
+        (
+            &["enqueue", "--timeout", "soon", "true"],
+            "invalid duration `soon` for --timeout",
+        ),
+        (
+            &["enqueue", "--env", "NOEQUALS", "true"],
+            "invalid --env `NOEQUALS`",
+        ),
+        (
+            &["enqueue", "--queue", "a b", "true"],
+            "invalid queue name `a b`",
+        ),
+        (
+            &["enqueue", "--run-at", "yesterday-ish", "true"],
+            "invalid time `yesterday-ish`",
+        ),
+        (
+            &["enqueue", "--file", "missing.json"],
+            "cannot read `missing.json`",
+        ),
+        (&["list", "--state", "bogus"], "unknown state `bogus`"),
+        (&["show", "nope"], "unknown job `nope`"),
+        (&["logs", "nope"], "unknown job `nope`"),
+        (&["cancel", "nope"], "unknown job `nope`"),
+        (
+            &["dlq", "retry", "taken"],
+            "job `taken` is pending, not dead",
+        ),
+        (&["dlq", "retry", "nope"], "unknown job `nope`"),
+        (
+            &["worker", "start", "--count", "0", "--until-idle"],
+            "--count must be at least 1",
+        ),
+    ];
+    for (args, message) in table {
+        rejects(&env, args, message);
+    }
+    assert_eq!(
+        env.states(),
+        vec![("taken".to_string(), "pending".to_string())]
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database() {
+    let env = Env::new();
+    env.write("notes.db", &"this is not SQLite\n".repeat(200));
+    env.cmd(["--db", "notes.db", "enqueue", "true"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("cannot use database").and(predicate::str::contains(
+                "the file is not a SQLite database",
+            )),
+        );
+    env.cmd(["--db", "notes.db", "list"]).assert().code(2);
+    assert_eq!(
+        env.read("notes.db"),
+        "this is not SQLite\n".repeat(200),
+        "left as it was"
+    );
+}
+
+#[test]
+fn a_directory_that_cannot_be_created() {
+    let env = Env::new();
+    env.write("plain-file", "");
+    env.cmd(["--db", "plain-file/sub/queue.db", "enqueue", "true"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("cannot create the database directory")
+                .and(predicate::str::contains("plain-file/sub")),
+        );
+}
+
+#[test]
+fn a_missing_secret_fails_the_attempt_clearly() {
+    let env = Env::new();
+    let id = env.enqueue(&[
+        "--max-retries",
+        "0",
+        "--env",
+        "TOKEN=${QUEUECTL_TEST_UNSET_SECRET}",
+        "true",
+    ]);
+    let (code, _) = env.worker(&["--until-idle", "--count", "1"]).wait();
+    assert_eq!(code, Some(1));
+    let job = env.job(&id);
+    assert_eq!(job["exit_code"], 127);
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("env `TOKEN`: environment variable `QUEUECTL_TEST_UNSET_SECRET` is not set")
+    );
+}

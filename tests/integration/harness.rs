@@ -1,0 +1,200 @@
+//! A small harness over the real binary: a temp dir per test, commands run
+//! in it, JSON read back, conditions awaited with a deadline, and a guard
+//! that stops any worker a test started.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long any awaited condition may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A temp dir with its own queue database.
+pub struct Env {
+    dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.file(name);
+        std::fs::write(&path, text).expect("write a test file");
+        path
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    /// `queuectl ARGS` in this dir, with a clean environment.
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("queuectl"));
+        cmd.current_dir(self.path())
+            .env_remove("QUEUECTL_DB")
+            .env_remove("QUEUECTL_FILE")
+            .env("NO_COLOR", "1")
+            .args(args);
+        cmd
+    }
+
+    /// Runs `queuectl ARGS --json` and parses its stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        // Before the subcommand: after it, `enqueue CMD…` would take it as a word.
+        let out = self
+            .cmd(std::iter::once("--json").chain(args.iter().copied()))
+            .output()
+            .expect("run queuectl");
+        assert!(
+            out.status.success(),
+            "queuectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    /// Enqueues a job with these extra args; returns its id.
+    pub fn enqueue(&self, args: &[&str]) -> String {
+        let value = self.json(&[&["enqueue"], args].concat());
+        value[0]["id"].as_str().expect("an id").to_string()
+    }
+
+    /// The job's `show --json`.
+    pub fn job(&self, id: &str) -> Value {
+        self.json(&["show", id])
+    }
+
+    pub fn state(&self, id: &str) -> String {
+        self.job(id)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Every job's state, by id.
+    pub fn states(&self) -> Vec<(String, String)> {
+        let list = self.json(&["list", "--limit", "100000"]);
+        let mut states: Vec<_> = list
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|j| {
+                (
+                    j["id"].as_str().unwrap_or_default().to_string(),
+                    j["state"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        states.sort();
+        states
+    }
+
+    /// Starts `queuectl worker start --foreground ARGS`; stopped on drop.
+    pub fn worker(&self, args: &[&str]) -> Worker {
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("queuectl"))
+            .current_dir(self.path())
+            .env_remove("QUEUECTL_DB")
+            .env("NO_COLOR", "1")
+            .args(["worker", "start", "--foreground"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a worker");
+        Worker { child: Some(child) }
+    }
+}
+
+/// A worker process started by a test; killed when dropped.
+pub struct Worker {
+    child: Option<Child>,
+}
+
+impl Worker {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends `signal` to the worker.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the worker to exit; returns its exit code and output.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        let child = self.child.take().expect("a running worker");
+        let deadline = Instant::now() + TIMEOUT;
+        let mut child = child;
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("worker did not exit within {TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("worker output");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits until `condition` holds, failing the test after [`TIMEOUT`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process exists.
+pub fn alive(pid: u32) -> bool {
+    // A zombie still "exists" for kill(0); look at its state instead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
