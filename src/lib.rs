@@ -21,6 +21,7 @@ pub mod progress;
 pub mod retry;
 pub mod runtime;
 pub mod store;
+pub mod wake;
 pub mod worker;
 
 use std::ffi::OsString;

@@ -6,10 +6,14 @@
 //!    workers that died ([`Store::reclaim`]);
 //! 2. start one thread per slot ([`worker::run_slot`]), each with its own
 //!    connection;
-//! 3. every [`TICK`], look at `PRAGMA data_version`: when another connection
+//! 3. wait for a write to the database ([`DbWatch`], inotify) or at most
+//!    [`MAX_TICK`]; when `PRAGMA data_version` says another connection
 //!    committed, wake idle slots (that is how a job enqueued by another
-//!    process starts within milliseconds), and read this worker's stop
-//!    request and the cancel requests for its jobs;
+//!    process starts within milliseconds, with no polling), and read this
+//!    worker's stop request and the cancel requests for its jobs. While
+//!    every slot is busy, wake-ups are coalesced ([`BUSY_TICK`]): busy
+//!    slots claim their next job themselves, in the transaction that
+//!    finishes the last one;
 //! 4. every [`HEARTBEAT`], renew the leases of running jobs, reclaim the
 //!    jobs of dead workers and keep the dead letter queue within its cap;
 //! 5. shut down: on the first SIGINT/SIGTERM, a `worker stop`, or (with
@@ -34,10 +38,14 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::exec::{KILL_GRACE, StopReason};
 use crate::store::{Durability, Store, logs_dir};
+use crate::wake::{DbWatch, RECHECK, RECHECKS};
 use crate::worker::{self, MODE_DRAIN, MODE_FORCE, MODE_RUN, Shared, SlotConfig};
 
-/// How often the supervisor looks for changes in the database.
-pub const TICK: Duration = Duration::from_millis(5);
+/// The longest the supervisor waits without looking around (signals,
+/// deadlines, slots that ended).
+pub const MAX_TICK: Duration = Duration::from_millis(50);
+/// While every slot is busy, look at the database at most this often.
+pub const BUSY_TICK: Duration = Duration::from_millis(5);
 /// How often a worker proves it is alive and renews its leases.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long a job's lease lasts without renewal; a worker silent this long
@@ -120,6 +128,8 @@ fn run_pool(
         handles.push(handle);
     }
 
+    let watch = DbWatch::new(&options.db);
+    let mut rechecks = 0;
     let mut last_version = store.data_version()?;
     let mut next_heartbeat = Instant::now() + HEARTBEAT;
     let mut drain_deadline: Option<Instant> = None;
@@ -148,7 +158,16 @@ fn run_pool(
         }
     };
     loop {
-        thread::sleep(TICK);
+        if shared.busy.load(Ordering::SeqCst) >= slots {
+            thread::sleep(BUSY_TICK);
+        }
+        let timeout = if rechecks > 0 {
+            rechecks -= 1;
+            RECHECK
+        } else {
+            MAX_TICK.min(next_heartbeat.saturating_duration_since(Instant::now()))
+        };
+        let written = watch.wait(timeout);
         let now = Instant::now();
         let received = signals.count();
         if received > seen_signals {
@@ -167,7 +186,11 @@ fn run_pool(
             );
         }
         let version = store.data_version()?;
+        if written && version == last_version {
+            rechecks = RECHECKS;
+        }
         if version != last_version {
+            rechecks = 0;
             last_version = version;
             shared.waker.notify();
             match store.stop_request(runner)?.as_deref() {
