@@ -29,6 +29,9 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// The jobfile does not parse or validate; every problem, with positions.
+    #[error("{0}")]
+    Jobfile(crate::jobfile::Diagnostics),
     /// No job has this id.
     #[error("unknown job `{0}`")]
     UnknownJob(String),
@@ -85,6 +88,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Input { .. }
+            | Error::Jobfile(_)
             | Error::UnknownJob(_)
             | Error::Database { .. }
             | Error::Io { .. } => EXIT_USAGE,

@@ -70,7 +70,7 @@ fn the_seed_flow_completes_retries_and_dead_letters() {
 }
 
 #[test]
-fn no_retry_exit_codes_and_zero_retries_go_straight_to_dead() {
+fn zero_retries_go_straight_to_dead() {
     let env = Env::new();
     let id = env.enqueue(&["--max-retries", "0", "exit 1"]);
     let (code, _) = env.worker(&["--until-idle", "--count", "1"]).wait();

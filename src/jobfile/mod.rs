@@ -1,0 +1,190 @@
+//! The jobfile, `queuectl.toml`: its serde model ([`model`]), its loading
+//! and validation ([`validate`]), and the domain types the rest of
+//! queuectl uses ([`Jobfile`], [`JobDef`]).
+//!
+//! Every problem in a file is reported at once, each with the file, line
+//! and column of the offending key or value, and a hint where the fix is
+//! known ("did you mean `deploy`?").
+
+pub mod model;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub use model::{Missed, OnBusy, Overlap};
+pub use validate::parse;
+
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+
+/// The queue every jobfile has.
+pub const DEFAULT_QUEUE: &str = "default";
+/// The retry policy a job gets unless it names another.
+pub const DEFAULT_POLICY: &str = "default";
+/// How long completed and cancelled jobs are kept, unless `keep_finished` says.
+pub const DEFAULT_KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How much output an attempt keeps, unless `log_max_bytes` says.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 1024 * 1024;
+/// The debounce of a watch, unless it says.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// A validated jobfile.
+#[derive(Debug, Clone)]
+pub struct Jobfile {
+    pub path: PathBuf,
+    /// The directory relative paths in it are relative to.
+    pub dir: PathBuf,
+    pub settings: Settings,
+    /// Worker counts by queue; always has [`DEFAULT_QUEUE`].
+    pub queues: BTreeMap<String, u32>,
+    /// Policies by name; always has [`DEFAULT_POLICY`].
+    pub retry: BTreeMap<String, RetryPolicy>,
+    pub jobs: BTreeMap<String, JobDef>,
+}
+
+/// `[settings]`, with defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The database, resolved against the jobfile's directory, if set.
+    pub db: Option<PathBuf>,
+    pub keep_finished: Duration,
+    pub log_max_bytes: u64,
+}
+
+/// One job definition, with defaults filled in and paths resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobDef {
+    pub name: String,
+    pub command: String,
+    pub queue: String,
+    pub retry: RetryPolicy,
+    pub timeout: Option<Duration>,
+    pub priority: i64,
+    /// As written: `${VAR}` references stay unresolved.
+    pub env: Vec<(String, String)>,
+    /// As written, relative to the jobfile's directory ("" for the directory itself).
+    pub cwd: String,
+    pub after: Vec<String>,
+    pub trigger: Trigger,
+}
+
+/// What makes a definition run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// `apply` runs it to completion at its current spec.
+    Once,
+    /// The scheduler in `run` enqueues it at each tick.
+    Schedule(Schedule),
+    /// `run` enqueues it when a watched path changes.
+    Watch(Watch),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub expression: String,
+    /// An IANA name; `None` is local time.
+    pub timezone: Option<String>,
+    pub overlap: Overlap,
+    pub missed: Missed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    pub paths: Vec<String>,
+    pub ignore: Vec<String>,
+    pub debounce: Duration,
+    pub per_file: bool,
+    pub on_busy: OnBusy,
+}
+
+impl JobDef {
+    /// The hash of what the job does: command, environment (as written, so
+    /// secrets behind `${VAR}` never enter it) and working directory. A
+    /// change of it makes `apply` run the job again.
+    pub fn spec_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.command.as_bytes());
+        hasher.update([0]);
+        for (key, value) in &self.env {
+            hasher.update(key.as_bytes());
+            hasher.update([b'=']);
+            hasher.update(value.as_bytes());
+            hasher.update([0]);
+        }
+        hasher.update([0]);
+        hasher.update(self.cwd.as_bytes());
+        let digest = hasher.finalize();
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The working directory to run in.
+    pub fn resolved_cwd(&self, jobfile_dir: &Path) -> PathBuf {
+        jobfile_dir.join(&self.cwd)
+    }
+
+    pub fn is_one_shot(&self) -> bool {
+        self.trigger == Trigger::Once
+    }
+}
+
+impl Jobfile {
+    /// Reads and validates the jobfile at `path`.
+    pub fn load(path: &Path) -> Result<Jobfile> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io("read the jobfile", path, e))?;
+        parse(&text, path).map_err(Error::Jobfile)
+    }
+
+    /// The policy named `name`, if any.
+    pub fn policy(&self, name: &str) -> Option<&RetryPolicy> {
+        self.retry.get(name)
+    }
+
+    /// The default policy.
+    pub fn default_policy(&self) -> RetryPolicy {
+        self.retry.get(DEFAULT_POLICY).cloned().unwrap_or_default()
+    }
+}
+
+/// Everything wrong with a jobfile.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    pub file: PathBuf,
+    pub items: Vec<Diagnostic>,
+}
+
+/// One problem, at a line and column (1-based).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        if self.items.len() > 1 {
+            writeln!(f, "{} problems in `{file}`:", self.items.len())?;
+        }
+        for (i, d) in self.items.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{file}:{}:{}: {}", d.line, d.column, d.message)?;
+            if let Some(hint) = &d.hint {
+                write!(f, "\n  hint: {hint}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
