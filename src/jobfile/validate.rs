@@ -28,10 +28,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Jobfile, Diagnostics> {
         items: Vec::new(),
     };
     let jobfile = v.jobfile(path);
-    if v.items.is_empty() {
-        if let Some(jobfile) = jobfile {
-            return Ok(jobfile);
-        }
+    if v.items.is_empty()
+        && let Some(jobfile) = jobfile
+    {
+        return Ok(jobfile);
     }
     v.items.sort_by_key(|d| (d.line, d.column));
     v.items.dedup();
@@ -569,29 +569,29 @@ fn find_cycles(jobs: &BTreeMap<String, JobDef>) -> Vec<Vec<String>> {
 /// Rewrites serde's messages in the jobfile's terms, with a "did you mean".
 fn humanize(message: &str, table: &str) -> (String, Option<String>) {
     let message = message.trim_end();
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((field, expected)) = rest.split_once('`') {
-            let known = backticked(expected);
-            let hint = did_you_mean(field, known.iter().map(String::as_str)).or_else(|| {
-                Some(format!(
-                    "known keys: {}",
-                    quoted(known.iter().map(String::as_str))
-                ))
-            });
-            return (format!("unknown key `{field}` in {table}"), hint);
-        }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let known = backticked(expected);
+        let hint = did_you_mean(field, known.iter().map(String::as_str)).or_else(|| {
+            Some(format!(
+                "known keys: {}",
+                quoted(known.iter().map(String::as_str))
+            ))
+        });
+        return (format!("unknown key `{field}` in {table}"), hint);
     }
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        if let Some((value, expected)) = rest.split_once('`') {
-            let known = backticked(expected);
-            let hint = did_you_mean(value, known.iter().map(String::as_str)).or_else(|| {
-                Some(format!(
-                    "one of {}",
-                    quoted(known.iter().map(String::as_str))
-                ))
-            });
-            return (format!("invalid value `{value}` in {table}"), hint);
-        }
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((value, expected)) = rest.split_once('`')
+    {
+        let known = backticked(expected);
+        let hint = did_you_mean(value, known.iter().map(String::as_str)).or_else(|| {
+            Some(format!(
+                "one of {}",
+                quoted(known.iter().map(String::as_str))
+            ))
+        });
+        return (format!("invalid value `{value}` in {table}"), hint);
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.trim_end_matches('`');
@@ -637,8 +637,11 @@ pub fn did_you_mean<'a>(wrong: &str, candidates: impl Iterator<Item = &'a str>) 
 
 /// The 1-based line and column (in characters) of a byte offset.
 fn position(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..text.floor_char_boundary(offset)];
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
