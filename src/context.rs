@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{ColorChoice, GlobalArgs};
 use crate::error::{Error, Result};
+use crate::jobfile::Jobfile;
 use crate::store::{Durability, Store};
 
 /// The jobfile's name, looked for in the current directory and its parents.
@@ -38,7 +39,8 @@ impl Context {
             Some(path) => cwd.join(path),
             None => {
                 let base = jobfile.as_deref().and_then(Path::parent).unwrap_or(&cwd);
-                base.join(".queuectl").join("queue.db")
+                let configured = jobfile.as_deref().and_then(settings_db);
+                base.join(configured.unwrap_or_else(|| PathBuf::from(".queuectl/queue.db")))
             }
         };
         Ok(Context {
@@ -61,6 +63,53 @@ impl Context {
     pub fn store_read(&self) -> Result<Store> {
         Store::open_read(&self.db)
     }
+
+    /// The jobfile, validated, if there is one. A jobfile that does not
+    /// validate is an error: it is the configuration.
+    pub fn jobfile(&self) -> Result<Option<Jobfile>> {
+        match &self.jobfile {
+            Some(path) if path.exists() => Jobfile::load(path).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The jobfile, which this command cannot do without.
+    pub fn require_jobfile(&self) -> Result<Jobfile> {
+        match &self.jobfile {
+            Some(path) if path.exists() => Jobfile::load(path),
+            Some(path) => Err(Error::input_with_hint(
+                format!("no jobfile at `{}`", path.display()),
+                "create one with `queuectl init`",
+            )),
+            None => Err(Error::input_with_hint(
+                format!(
+                    "no {JOBFILE_NAME} in `{}` or its parents",
+                    std::env::current_dir().unwrap_or_default().display()
+                ),
+                "create one with `queuectl init`, or name one with -f",
+            )),
+        }
+    }
+
+    /// Where the jobfile is or would be: the one found or named, else
+    /// `queuectl.toml` in the current directory.
+    pub fn jobfile_path(&self) -> PathBuf {
+        self.jobfile.clone().unwrap_or_else(|| {
+            std::env::current_dir()
+                .unwrap_or_default()
+                .join(JOBFILE_NAME)
+        })
+    }
+}
+
+/// `settings.db` of a jobfile, read leniently: a jobfile that does not
+/// validate still says where its queue is, so `list` and `status` work
+/// while it is being fixed.
+fn settings_db(jobfile: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(jobfile).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    let db = table.get("settings")?.get("db")?.as_str()?;
+    Some(PathBuf::from(db))
 }
 
 /// The nearest `queuectl.toml` in `dir` or its parents, as cargo finds

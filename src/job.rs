@@ -213,6 +213,12 @@ pub struct NewJob {
     pub cwd: Option<String>,
     pub run_at: i64,
     pub created_at: i64,
+    /// The jobfile spec this job runs, if it came from a definition.
+    pub spec_hash: Option<String>,
+    /// The git commit of the jobfile that made it, when known.
+    pub source_commit: Option<String>,
+    /// Definitions whose latest run must have completed first.
+    pub after: Vec<String>,
 }
 
 /// A job as stored.
@@ -244,6 +250,7 @@ pub struct Job {
     pub spec_hash: Option<String>,
     pub source_commit: Option<String>,
     pub reason: Option<String>,
+    pub after: Vec<String>,
 }
 
 /// What a claimed job needs to run.

@@ -19,6 +19,7 @@ pub mod job;
 pub mod jobfile;
 pub mod output;
 pub mod progress;
+pub mod reconcile;
 pub mod retry;
 pub mod runtime;
 pub mod scheduler;

@@ -37,7 +37,8 @@ use crate::duration::as_millis_i64;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::exec::{KILL_GRACE, StopReason};
-use crate::store::{Durability, Store, logs_dir};
+use crate::job::JobState;
+use crate::store::{Durability, QueueFilter, Store, logs_dir};
 use crate::wake::{DbWatch, RECHECK, RECHECKS};
 use crate::worker::{self, MODE_DRAIN, MODE_FORCE, MODE_RUN, Shared, SlotConfig};
 
@@ -56,19 +57,57 @@ pub const DLQ_MAX_JOBS: u64 = 10_000;
 /// …for at most this long.
 pub const DLQ_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// How a pool runs.
+/// How a worker process runs.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub db: std::path::PathBuf,
-    pub slots: u32,
-    /// Empty: every queue.
-    pub queues: Vec<String>,
+    /// Its pools: slots that share a queue filter.
+    pub pools: Vec<Pool>,
     pub until_idle: bool,
     pub grace: Duration,
     pub log_max_bytes: u64,
+    /// Completed and cancelled jobs older than this are pruned.
+    pub keep_finished: Option<Duration>,
     /// Keep running when the terminal goes away (background workers).
     pub ignore_hangup: bool,
 }
+
+/// Slots that take jobs from the same queues.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// What `status` calls it: a queue name, or `*` for every queue.
+    pub label: String,
+    pub queues: QueueFilter,
+    pub slots: u32,
+}
+
+impl Options {
+    pub fn slots(&self) -> u32 {
+        self.pools.iter().map(|p| p.slots).sum()
+    }
+
+    /// The queues some pool serves: every queue unless all pools name theirs.
+    pub fn served(&self) -> QueueFilter {
+        let mut names = Vec::new();
+        for pool in &self.pools {
+            match &pool.queues {
+                QueueFilter::Only(queues) => names.extend(queues.iter().cloned()),
+                _ => return QueueFilter::Any,
+            }
+        }
+        QueueFilter::Only(names)
+    }
+
+    fn labels(&self) -> Vec<String> {
+        self.pools
+            .iter()
+            .map(|p| format!("{}:{}", p.label, p.slots))
+            .collect()
+    }
+}
+
+/// How often finished jobs past `keep_finished` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// How a pool ended.
 #[derive(Debug, Default)]
@@ -84,7 +123,7 @@ pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
     let mut store = Store::open(&options.db, Durability::Normal)?;
     let host = hostname();
     let pid = std::process::id();
-    let runner = store.register_worker(pid, &host, &options.queues, options.slots, now_ms())?;
+    let runner = store.register_worker(pid, &host, &options.labels(), options.slots(), now_ms())?;
     let signals = SignalWatch::start(options.ignore_hangup)?;
     let result = run_pool(options, &mut store, runner, &host, &signals, events);
     signals.close();
@@ -103,30 +142,35 @@ fn run_pool(
     events: &Sender<Event>,
 ) -> Result<Summary> {
     reclaim(store, host, events)?;
-    let slots = options.slots.max(1) as usize;
+    let slots = options.slots() as usize;
     let shared = Arc::new(Shared::new(slots));
-    let config = Arc::new(SlotConfig {
-        runner,
-        queues: options.queues.clone(),
-        lease: LEASE,
-        logs_dir: logs_dir(&options.db),
-        log_max_bytes: options.log_max_bytes,
-    });
     let _ = events.send(Event::Ready {
         pid: std::process::id(),
-        slots: options.slots,
-        queues: options.queues.clone(),
+        slots: options.slots(),
+        queues: options.labels(),
     });
     let mut handles = Vec::with_capacity(slots);
-    for slot in 0..slots {
-        let slot_store = Store::open(&options.db, Durability::Normal)?;
-        let (shared, config, events) = (shared.clone(), config.clone(), events.clone());
-        let handle = thread::Builder::new()
-            .name(format!("slot-{slot}"))
-            .spawn(move || worker::run_slot(slot, slot_store, &config, &shared, &events))
-            .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
-        handles.push(handle);
+    for pool in &options.pools {
+        let config = Arc::new(SlotConfig {
+            runner,
+            queues: pool.queues.clone(),
+            lease: LEASE,
+            logs_dir: logs_dir(&options.db),
+            log_max_bytes: options.log_max_bytes,
+        });
+        for _ in 0..pool.slots {
+            let slot = handles.len();
+            let slot_store = Store::open(&options.db, Durability::Normal)?;
+            let (shared, config, events) = (shared.clone(), config.clone(), events.clone());
+            let handle = thread::Builder::new()
+                .name(format!("slot-{slot}"))
+                .spawn(move || worker::run_slot(slot, slot_store, &config, &shared, &events))
+                .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
+            handles.push(handle);
+        }
     }
+    let served = options.served();
+    let mut next_prune = Instant::now();
 
     let watch = DbWatch::new(&options.db);
     let mut rechecks = 0;
@@ -236,12 +280,19 @@ fn run_pool(
                 None => {}
             }
             reclaim(store, host, events)?;
-            store.cap_dlq(DLQ_MAX_JOBS, as_millis_i64(DLQ_MAX_AGE), now_ms)?;
+            let capped = store.cap_dlq(DLQ_MAX_JOBS, as_millis_i64(DLQ_MAX_AGE), now_ms)?;
+            remove_logs(&logs_dir(&options.db), &capped);
+            if let Some(keep) = options.keep_finished.filter(|_| now >= next_prune) {
+                next_prune = now + PRUNE_EVERY;
+                let states = [JobState::Completed, JobState::Cancelled];
+                let pruned = store.prune(&states, now_ms - as_millis_i64(keep))?;
+                remove_logs(&logs_dir(&options.db), &pruned);
+            }
         }
         if options.until_idle
             && shared.mode() == MODE_RUN
             && shared.busy.load(Ordering::SeqCst) == 0
-            && !store.has_unfinished(&options.queues)?
+            && !store.has_unfinished(&served)?
         {
             stop(
                 MODE_DRAIN,
@@ -297,6 +348,15 @@ fn run_pool(
         dead: shared.dead.load(Ordering::SeqCst),
         signal: (seen_signals > 0).then(|| signals.last()),
     })
+}
+
+/// Deletes the log files of deleted jobs; a log already gone is fine.
+pub fn remove_logs(dir: &std::path::Path, jobs: &[(String, u32)]) {
+    for (id, runs) in jobs {
+        for run in 1..=*runs {
+            let _ = std::fs::remove_file(worker::log_path(dir, id, run));
+        }
+    }
 }
 
 /// Takes back the jobs of dead workers and reports them.

@@ -16,7 +16,7 @@ use crate::events::Event;
 use crate::exec::{self, Control, StopReason};
 use crate::job::{AttemptOutcome, Claimed, JobState};
 use crate::retry::Decision;
-use crate::store::{ClaimArgs, Finish, Store};
+use crate::store::{ClaimArgs, Finish, QueueFilter, Store};
 
 /// The pool runs and claims.
 pub const MODE_RUN: u8 = 0;
@@ -106,8 +106,7 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct SlotConfig {
     pub runner: i64,
-    /// Empty: every queue.
-    pub queues: Vec<String>,
+    pub queues: QueueFilter,
     pub lease: Duration,
     pub logs_dir: PathBuf,
     pub log_max_bytes: u64,
@@ -147,10 +146,14 @@ pub fn run_slot(
                 Some(job) => job,
                 None => {
                     let now = now_ms();
+                    // A job due later: wake for it. A job due now that could
+                    // not be claimed waits for a dependency, which only a
+                    // commit (and so a wake-up) can change.
                     let wait = match store.next_run_at(&config.queues)? {
-                        Some(due) => Duration::from_millis(due.saturating_sub(now).max(5) as u64)
-                            .min(IDLE_RECHECK),
-                        None => IDLE_RECHECK,
+                        Some(due) if due > now => {
+                            Duration::from_millis((due - now) as u64).min(IDLE_RECHECK)
+                        }
+                        _ => IDLE_RECHECK,
                     };
                     shared.waker.wait_since(seen, wait);
                     continue;

@@ -11,7 +11,7 @@ use crate::output::{Painter, cell, print_json, print_out, table};
 use crate::store::logs_dir;
 
 use super::list::jobs_table;
-use super::prune::remove_logs;
+use crate::runtime::remove_logs;
 
 pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
     match command {

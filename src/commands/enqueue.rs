@@ -227,6 +227,9 @@ fn plain_job(command: &str, defaults: &Defaults) -> Result<NewJob> {
         cwd: Some(defaults.cwd.display().to_string()),
         run_at: defaults.run_at,
         created_at: defaults.now,
+        spec_hash: None,
+        source_commit: None,
+        after: Vec::new(),
     })
 }
 
@@ -456,6 +459,9 @@ fn job_from_json(job: JsonJob, defaults: &Defaults) -> Result<NewJob> {
         cwd: Some(cwd.display().to_string()),
         run_at,
         created_at,
+        spec_hash: None,
+        source_commit: None,
+        after: Vec::new(),
     })
 }
 

@@ -1,8 +1,6 @@
 //! `queuectl prune`: deletes finished jobs (and their logs) older than a
 //! duration: by default completed and cancelled ones older than 7 days.
 
-use std::path::Path;
-
 use crate::cli::PruneArgs;
 use crate::clock::now_ms;
 use crate::context::Context;
@@ -10,8 +8,8 @@ use crate::duration::{self, as_millis_i64};
 use crate::error::{EXIT_OK, Error, Result};
 use crate::job::JobState;
 use crate::output::{print_json, print_out};
+use crate::runtime::remove_logs;
 use crate::store::logs_dir;
-use crate::worker::log_path;
 
 pub fn run(context: &Context, args: &PruneArgs) -> Result<u8> {
     let age = duration::parse(&args.older_than, "--older-than")?;
@@ -40,13 +38,4 @@ pub fn run(context: &Context, args: &PruneArgs) -> Result<u8> {
         print_out(&format!("pruned {} job(s)\n", removed.len()))?;
     }
     Ok(EXIT_OK)
-}
-
-/// Deletes the log files of deleted jobs; a log already gone is fine.
-pub fn remove_logs(dir: &Path, jobs: &[(String, u32)]) {
-    for (id, runs) in jobs {
-        for run in 1..=*runs {
-            let _ = std::fs::remove_file(log_path(dir, id, run));
-        }
-    }
 }

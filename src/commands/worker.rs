@@ -16,16 +16,16 @@ use crate::context::Context;
 use crate::duration;
 use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Error, Result};
 use crate::exec::KILL_GRACE;
+use crate::jobfile::DEFAULT_LOG_MAX_BYTES;
+use crate::jobfile::{DEFAULT_QUEUE, Jobfile};
 use crate::output::{Painter, cell, print_json, print_out, table};
 use crate::progress::{self, Style};
-use crate::runtime::{self, Options, hostname, pid_alive};
-use crate::store::{Store, WorkerInfo};
+use crate::runtime::{self, Options, Pool, hostname, pid_alive};
+use crate::store::{QueueFilter, Store, WorkerInfo};
 
 use super::status::worker_state;
 use super::validate_queue;
 
-/// Each attempt keeps at most this much output: the tail.
-pub const DEFAULT_LOG_MAX_BYTES: u64 = 1024 * 1024;
 /// How long `worker start` waits for the background worker to register.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,20 +44,64 @@ fn options(context: &Context, args: &WorkerStartArgs) -> Result<Options> {
     for queue in &args.queues {
         validate_queue(queue)?;
     }
-    let slots = match args.count {
-        Some(0) => return Err(Error::input("--count must be at least 1")),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-    };
+    if args.count == Some(0) {
+        return Err(Error::input("--count must be at least 1"));
+    }
+    let jobfile = context.jobfile()?;
     Ok(Options {
         db: context.db.clone(),
-        slots,
-        queues: args.queues.clone(),
+        pools: pools(args, jobfile.as_ref()),
         until_idle: args.until_idle,
         grace: duration::parse(&args.grace, "--grace")?,
-        log_max_bytes: DEFAULT_LOG_MAX_BYTES,
+        log_max_bytes: jobfile
+            .as_ref()
+            .map_or(DEFAULT_LOG_MAX_BYTES, |j| j.settings.log_max_bytes),
+        keep_finished: jobfile.as_ref().map(|j| j.settings.keep_finished),
         ignore_hangup: args.detached,
     })
+}
+
+/// The worker's pools: `--queue`/`--count` when given, else one pool per
+/// queue of the jobfile with its declared workers (the `default` pool also
+/// serves queues the jobfile does not declare), else one pool for every
+/// queue with a slot per CPU.
+pub fn pools(args: &WorkerStartArgs, jobfile: Option<&Jobfile>) -> Vec<Pool> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    if !args.queues.is_empty() {
+        return vec![Pool {
+            label: args.queues.join("+"),
+            queues: QueueFilter::Only(args.queues.clone()),
+            slots: args.count.unwrap_or(cpus),
+        }];
+    }
+    match (args.count, jobfile) {
+        (None, Some(jobfile)) => {
+            let others: Vec<String> = jobfile
+                .queues
+                .keys()
+                .filter(|q| *q != DEFAULT_QUEUE)
+                .cloned()
+                .collect();
+            jobfile
+                .queues
+                .iter()
+                .map(|(name, &workers)| Pool {
+                    label: name.clone(),
+                    queues: if name == DEFAULT_QUEUE {
+                        QueueFilter::Except(others.clone())
+                    } else {
+                        QueueFilter::Only(vec![name.clone()])
+                    },
+                    slots: workers,
+                })
+                .collect()
+        }
+        (count, _) => vec![Pool {
+            label: "*".into(),
+            queues: QueueFilter::Any,
+            slots: count.unwrap_or(cpus),
+        }],
+    }
 }
 
 /// Runs the pool here, printing its events, until it is stopped.
@@ -112,15 +156,7 @@ fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
     let exe = std::env::current_exe().map_err(|e| Error::io("find", "the queuectl binary", e))?;
     let mut command = Command::new(exe);
     command
-        .args([
-            "worker",
-            "start",
-            "--detached",
-            "--color",
-            "never",
-            "--count",
-        ])
-        .arg(options.slots.to_string())
+        .args(["worker", "start", "--detached", "--color", "never"])
         .arg("--grace")
         .arg(&args.grace)
         .arg("--db")
@@ -129,11 +165,14 @@ fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
         .stdout(log_file)
         .stderr(log_err)
         .process_group(0);
-    for queue in &options.queues {
+    if let Some(count) = args.count {
+        command.arg("--count").arg(count.to_string());
+    }
+    for queue in &args.queues {
         command.arg("--queue").arg(queue);
     }
     if let Some(jobfile) = &context.jobfile {
-        command.arg("--file").arg(jobfile);
+        command.env("QUEUECTL_FILE", jobfile);
     }
     let mut child = command
         .spawn()
@@ -160,11 +199,11 @@ fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
         std::thread::sleep(Duration::from_millis(20));
     }
     if context.json {
-        print_json(&serde_json::json!({"pid": pid, "slots": options.slots, "log": log}))?;
+        print_json(&serde_json::json!({"pid": pid, "slots": options.slots(), "log": log}))?;
     } else if !context.quiet {
         print_out(&format!(
             "started worker pid {pid} with {} slot(s); its log: {}\n",
-            options.slots,
+            options.slots(),
             log.display()
         ))?;
     }

@@ -20,6 +20,7 @@ pub use model::{Missed, OnBusy, Overlap};
 pub use validate::parse;
 
 use crate::error::{Error, Result};
+use crate::job::{NewJob, Origin, generate_id};
 use crate::retry::RetryPolicy;
 
 /// The queue every jobfile has.
@@ -130,6 +131,57 @@ impl JobDef {
     pub fn is_one_shot(&self) -> bool {
         self.trigger == Trigger::Once
     }
+
+    /// A job of this definition, ready to insert.
+    pub fn new_job(
+        &self,
+        jobfile_dir: &Path,
+        origin: Origin,
+        commit: Option<&str>,
+        now: i64,
+    ) -> NewJob {
+        NewJob {
+            id: generate_id(now),
+            command: self.command.clone(),
+            definition: Some(self.name.clone()),
+            origin,
+            queue: self.queue.clone(),
+            priority: self.priority,
+            retry: self.retry.clone(),
+            timeout_ms: self.timeout.map(crate::duration::as_millis_i64),
+            env: self.env.clone(),
+            cwd: Some(self.resolved_cwd(jobfile_dir).display().to_string()),
+            run_at: now,
+            created_at: now,
+            spec_hash: Some(self.spec_hash()),
+            source_commit: commit.map(str::to_string),
+            after: self.after.clone(),
+        }
+    }
+}
+
+/// The git commit of the jobfile, if it is in a git repository: `HEAD`,
+/// with `-dirty` when the jobfile has uncommitted changes.
+pub fn jobfile_commit(path: &Path) -> Option<String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "HEAD"]).filter(|h| !h.is_empty())?;
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let dirty = git(&["status", "--porcelain", "--", &name]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}-dirty") } else { head })
 }
 
 impl Jobfile {

@@ -12,7 +12,7 @@ use crate::retry::RetryPolicy;
 const JOB_COLUMNS: &str = "id, command, definition, origin, queue, priority, state, attempts, \
     runs, max_retries, backoff_base, max_delay_ms, jitter, no_retry_codes, timeout_ms, env, cwd, \
     run_at, created_at, updated_at, started_at, finished_at, exit_code, last_error, spec_hash, \
-    source_commit, reason";
+    source_commit, reason, after_deps";
 
 /// What `enqueue` inserted.
 #[derive(Debug, Default)]
@@ -72,13 +72,55 @@ pub struct Finish<'a> {
     pub now: i64,
 }
 
-/// The job a worker should run next, if any: `(runner, queues, lease_until, now)`.
+/// The job a worker should run next, if any.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimArgs<'a> {
     pub runner: i64,
-    pub queues: &'a [String],
+    pub queues: &'a QueueFilter,
     pub lease_until: i64,
     pub now: i64,
+}
+
+/// Which queues a worker slot takes jobs from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueFilter {
+    /// Every queue.
+    Any,
+    /// These queues.
+    Only(Vec<String>),
+    /// Every queue but these (the default pool: the others have their own).
+    Except(Vec<String>),
+}
+
+impl QueueFilter {
+    /// An SQL condition on `column`, and the value to bind to `?{param}`.
+    fn sql(&self, column: &str, param: usize) -> (String, Option<String>) {
+        match self {
+            QueueFilter::Any => ("1 = 1".into(), None),
+            QueueFilter::Except(queues) if queues.is_empty() => ("1 = 1".into(), None),
+            QueueFilter::Only(queues) if queues.len() == 1 => {
+                (format!("{column} = ?{param}"), Some(queues[0].clone()))
+            }
+            QueueFilter::Only(queues) => (
+                format!("{column} IN (SELECT value FROM json_each(?{param}))"),
+                Some(to_json(queues)),
+            ),
+            QueueFilter::Except(queues) => (
+                format!("{column} NOT IN (SELECT value FROM json_each(?{param}))"),
+                Some(to_json(queues)),
+            ),
+        }
+    }
+
+    /// Whether a job of `queue` may be taken.
+    pub fn allows(&self, queue: &str) -> bool {
+        match self {
+            QueueFilter::Any => true,
+            QueueFilter::Only(queues) => queues.iter().any(|q| q == queue),
+            QueueFilter::Except(queues) => !queues.iter().any(|q| q == queue),
+        }
+    }
 }
 
 impl Store {
@@ -86,43 +128,10 @@ impl Store {
     /// error (a duplicate id), none.
     pub fn enqueue(&mut self, jobs: &[NewJob]) -> Result<EnqueueOutcome> {
         self.write(|tx| {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO jobs (id, command, definition, origin, queue, priority, state, \
-                 max_retries, backoff_base, max_delay_ms, jitter, no_retry_codes, timeout_ms, env, \
-                 cwd, run_at, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?16)",
-            )?;
             let mut ids = Vec::with_capacity(jobs.len());
             for job in jobs {
-                let result = insert.execute(params![
-                    job.id,
-                    job.command,
-                    job.definition,
-                    job.origin.as_str(),
-                    job.queue,
-                    job.priority,
-                    job.retry.max_retries,
-                    job.retry.backoff_base,
-                    job.retry.max_delay_ms,
-                    job.retry.jitter,
-                    to_json(&job.retry.no_retry_exit_codes),
-                    job.timeout_ms,
-                    to_json(&job.env),
-                    job.cwd,
-                    job.run_at,
-                    job.created_at,
-                ]);
-                match result {
-                    Ok(_) => ids.push(job.id.clone()),
-                    Err(e) if is_primary_key_violation(&e) => {
-                        return Err(Error::input_with_hint(
-                            format!("job id `{}` already exists", job.id),
-                            "choose another --id, or leave it out to get a generated one",
-                        ));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                insert(tx, job)?;
+                ids.push(job.id.clone());
             }
             Ok(EnqueueOutcome { ids })
         })
@@ -175,6 +184,9 @@ impl Store {
                     uncount,
                     finish.now,
                 ])? == 1;
+            if matches!(finish.state, JobState::Dead | JobState::Cancelled) {
+                cancel_blocked(tx, finish.now)?;
+            }
             let claimed = match next {
                 Some(args) => claim_in(tx, args)?,
                 None => None,
@@ -259,29 +271,34 @@ impl Store {
         })
     }
 
-    /// Whether any job (of `queues`, or of any queue) is pending, running or
-    /// waiting for a retry.
-    pub fn has_unfinished(&self, queues: &[String]) -> Result<bool> {
+    /// Whether any job of `queues` is pending, running or waiting for a retry.
+    pub fn has_unfinished(&self, queues: &QueueFilter) -> Result<bool> {
+        let (filter, value) = queues.sql("queue", 1);
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('pending', 'processing', 'failed') \
+             AND {filter})"
+        );
         self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN \
-                     ('pending', 'processing', 'failed') AND (?1 = '[]' OR queue IN \
-                     (SELECT value FROM json_each(?1))))",
-                )?
-                .query_row([to_json(queues)], |row| row.get(0))?)
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(match value {
+                Some(v) => stmt.query_row([v], |row| row.get(0))?,
+                None => stmt.query_row([], |row| row.get(0))?,
+            })
         })
     }
 
-    /// When the next waiting job (of `queues`) becomes ready, if any is waiting.
-    pub fn next_run_at(&self, queues: &[String]) -> Result<Option<i64>> {
+    /// When the next waiting job of `queues` becomes ready, if any is waiting.
+    pub fn next_run_at(&self, queues: &QueueFilter) -> Result<Option<i64>> {
+        let (filter, value) = queues.sql("queue", 1);
+        let sql = format!(
+            "SELECT MIN(run_at) FROM jobs WHERE state IN ('pending', 'failed') AND {filter}"
+        );
         self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT MIN(run_at) FROM jobs WHERE state IN ('pending', 'failed') \
-                     AND (?1 = '[]' OR queue IN (SELECT value FROM json_each(?1)))",
-                )?
-                .query_row([to_json(queues)], |row| row.get(0))?)
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(match value {
+                Some(v) => stmt.query_row([v], |row| row.get(0))?,
+                None => stmt.query_row([], |row| row.get(0))?,
+            })
         })
     }
 
@@ -297,6 +314,7 @@ impl Store {
                          reason = 'cancelled by user' WHERE id = ?1",
                         params![id, now],
                     )?;
+                    cancel_blocked(tx, now)?;
                 }
                 JobState::Processing => {
                     tx.execute(
@@ -412,19 +430,86 @@ impl Store {
     }
 }
 
+/// Inserts one job; a duplicate id is an input error.
+pub(super) fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO jobs (id, command, definition, origin, queue, priority, state, \
+         max_retries, backoff_base, max_delay_ms, jitter, no_retry_codes, timeout_ms, env, \
+         cwd, run_at, created_at, updated_at, spec_hash, source_commit, after_deps) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+         ?15, ?16, ?16, ?17, ?18, ?19)",
+    )?;
+    let result = insert.execute(params![
+        job.id,
+        job.command,
+        job.definition,
+        job.origin.as_str(),
+        job.queue,
+        job.priority,
+        job.retry.max_retries,
+        job.retry.backoff_base,
+        job.retry.max_delay_ms,
+        job.retry.jitter,
+        to_json(&job.retry.no_retry_exit_codes),
+        job.timeout_ms,
+        to_json(&job.env),
+        job.cwd,
+        job.run_at,
+        job.created_at,
+        job.spec_hash,
+        job.source_commit,
+        deps_json(&job.after),
+    ]);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_primary_key_violation(&e) => Err(Error::input_with_hint(
+            format!("job id `{}` already exists", job.id),
+            "choose another --id, or leave it out to get a generated one",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The state of the latest job of definition `d.value` (in a `json_each` over `after_deps`).
+pub(super) const LATEST_STATE: &str = "(SELECT x.state FROM jobs x WHERE x.definition = d.value \
+    ORDER BY x.created_at DESC, x.id DESC LIMIT 1)";
+
+/// Cancels waiting jobs whose dependency's latest run is dead or cancelled,
+/// and so on down the chain: they would otherwise wait forever.
+pub(super) fn cancel_blocked(conn: &Connection, now: i64) -> Result<()> {
+    let mut find = conn.prepare_cached(&format!(
+        "SELECT j.id, d.value, {LATEST_STATE} FROM jobs j, json_each(j.after_deps) d \
+         WHERE j.after_deps IS NOT NULL AND j.state IN ('pending', 'failed') \
+         AND {LATEST_STATE} IN ('dead', 'cancelled')"
+    ))?;
+    let mut cancel = conn.prepare_cached(
+        "UPDATE jobs SET state = 'cancelled', reason = ?2, finished_at = ?3, updated_at = ?3 \
+         WHERE id = ?1 AND state IN ('pending', 'failed')",
+    )?;
+    loop {
+        let blocked: Vec<(String, String, String)> = find
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if blocked.is_empty() {
+            return Ok(());
+        }
+        for (id, dep, state) in blocked {
+            cancel.execute(params![id, format!("dependency `{dep}` is {state}"), now])?;
+        }
+    }
+}
+
 /// The claim itself: one `UPDATE … RETURNING` on the ready index, plus the
 /// attempt's row, inside the caller's transaction.
 fn claim_in(conn: &Connection, args: ClaimArgs<'_>) -> Result<Option<Claimed>> {
-    let queue_filter = match args.queues.len() {
-        0 => "",
-        1 => "AND queue = ?4",
-        _ => "AND queue IN (SELECT value FROM json_each(?4))",
-    };
+    let (queue_filter, queue_value) = args.queues.sql("c.queue", 4);
     let sql = format!(
         "UPDATE jobs SET state = 'processing', attempts = attempts + 1, runs = runs + 1, \
          runner = ?1, lease_until = ?2, started_at = ?3, updated_at = ?3, exit_code = NULL \
-         WHERE id = (SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND run_at <= ?3 \
-         {queue_filter} ORDER BY priority DESC, run_at, id LIMIT 1) \
+         WHERE id = (SELECT c.id FROM jobs c WHERE c.state IN ('pending', 'failed') \
+         AND c.run_at <= ?3 AND {queue_filter} AND (c.after_deps IS NULL OR NOT EXISTS \
+         (SELECT 1 FROM json_each(c.after_deps) d WHERE {LATEST_STATE} IS NOT 'completed')) \
+         ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1) \
          RETURNING id, command, queue, attempts, runs, max_retries, backoff_base, max_delay_ms, \
          jitter, no_retry_codes, timeout_ms, env, cwd"
     );
@@ -448,22 +533,16 @@ fn claim_in(conn: &Connection, args: ClaimArgs<'_>) -> Result<Option<Claimed>> {
             cwd: row.get(12)?,
         })
     };
-    let claimed = match args.queues {
-        [] => stmt
+    let claimed = match queue_value {
+        None => stmt
             .query_row(
                 params![args.runner, args.lease_until, args.now],
                 row_to_claimed,
             )
             .optional()?,
-        [queue] => stmt
+        Some(value) => stmt
             .query_row(
-                params![args.runner, args.lease_until, args.now, queue],
-                row_to_claimed,
-            )
-            .optional()?,
-        queues => stmt
-            .query_row(
-                params![args.runner, args.lease_until, args.now, to_json(queues)],
+                params![args.runner, args.lease_until, args.now, value],
                 row_to_claimed,
             )
             .optional()?,
@@ -550,7 +629,16 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         spec_hash: row.get(24)?,
         source_commit: row.get(25)?,
         reason: row.get(26)?,
+        after: row
+            .get::<_, Option<String>>(27)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
+}
+
+/// `after` as stored: NULL when empty, so the claim skips the check.
+pub(super) fn deps_json(after: &[String]) -> Option<String> {
+    (!after.is_empty()).then(|| to_json(after))
 }
 
 fn parse_state(s: &str) -> rusqlite::Result<JobState> {

@@ -73,4 +73,13 @@ pub const MIGRATIONS: &[&str] = &[
         stop         TEXT
     ) STRICT;
     "#,
+    // 2: job dependencies (`after`) and the queues the last apply declared.
+    r#"
+    ALTER TABLE jobs ADD COLUMN after_deps TEXT;
+    CREATE INDEX jobs_with_deps ON jobs (state) WHERE after_deps IS NOT NULL;
+    CREATE TABLE queues (
+        name    TEXT PRIMARY KEY NOT NULL,
+        workers INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];

@@ -25,6 +25,7 @@
 
 mod jobs;
 mod migrations;
+mod reconcile;
 mod workers;
 
 use std::fs;
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
-pub use jobs::{ClaimArgs, Counts, DlqStat, EnqueueOutcome, Finish, JobFilter};
+pub use jobs::{ClaimArgs, Counts, DlqStat, EnqueueOutcome, Finish, JobFilter, QueueFilter};
 pub use workers::{Reclaimed, WorkerInfo};
 
 use crate::error::{Error, Result};

@@ -196,6 +196,10 @@ impl Store {
             for row in rows {
                 reclaimed.jobs.push(row?);
             }
+            drop(stmt);
+            if reclaimed.jobs.iter().any(|(_, dead)| *dead) {
+                super::jobs::cancel_blocked(tx, now)?;
+            }
             Ok(reclaimed)
         })
     }
