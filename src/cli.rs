@@ -49,6 +49,19 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented starter queuectl.toml
+    Init(InitArgs),
+    /// Check the jobfile; every problem with file:line:col
+    Validate,
+    /// Show what `apply` would change, change nothing
+    Plan(PlanArgs),
+    /// Make the queue match the jobfile
+    Apply,
+    /// Print the jobfile's JSON Schema
+    Schema,
+    /// Read and edit the jobfile's settings, comments kept
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Add jobs: a command, a JSON job, or a JSON / JSON Lines file
     Enqueue(EnqueueArgs),
     /// Counts by state and queue, and the live workers
@@ -74,6 +87,54 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing jobfile
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Exit 0 when there is nothing to change, 1 when there is, 2 on error
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a setting's effective value
+    Get(ConfigKey),
+    /// Set a setting in the jobfile (created if missing)
+    Set(ConfigSetArgs),
+    /// Every setting, its effective value and where it comes from
+    #[command(visible_alias = "show")]
+    List,
+    /// Remove the settings, default queue and default retry policy from the jobfile
+    Reset(ConfigResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigKey {
+    /// `max-retries`, `backoff_base`, `workers`, or a dotted path like `queues.deploy.workers`
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigSetArgs {
+    /// `max-retries`, `backoff_base`, `workers`, or a dotted path like `queues.deploy.workers`
+    pub key: String,
+    /// A TOML value (`5`, `2.5`, `true`, `[2, 3]`) or a plain string (`10m`)
+    pub value: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigResetArgs {
+    /// Do not ask first
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct EnqueueArgs {
     /// A shell command, a JSON job object, or a .json/.jsonl file
     #[arg(
@@ -90,6 +151,9 @@ pub struct EnqueueArgs {
         conflicts_with = "command"
     )]
     pub from_file: Option<PathBuf>,
+    /// Enqueue a run of this jobfile definition now
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["command", "from_file"])]
+    pub job: Option<String>,
     /// The job's id (default: generated, short and sortable)
     #[arg(long)]
     pub id: Option<String>,

@@ -39,6 +39,29 @@ pub fn as_millis_i64(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The canonical way to write a duration, as a user would: `7d`, `2h`,
+/// `1h30m`, `10m`, `30s`, `300ms`. Parses back to the same value.
+pub fn human(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
 /// A short rendering for tables and event lines: `850ms`, `12.3s`, `4m05s`, `2h10m`.
 pub fn short(d: Duration) -> String {
     let ms = d.as_millis();
@@ -87,6 +110,21 @@ mod tests {
         for (text, message) in table {
             let got = parse(text, "--timeout").err().map(|e| e.to_string());
             assert_eq!(got.as_deref(), Some(message), "{text}");
+        }
+    }
+
+    #[test]
+    fn human_rendering_round_trips() {
+        for (ms, text) in [
+            (604_800_000, "7d"),
+            (5_400_000, "1h30m"),
+            (600_000, "10m"),
+            (300, "300ms"),
+            (1_500, "1s500ms"),
+            (0, "0s"),
+        ] {
+            assert_eq!(human(Duration::from_millis(ms)), text);
+            assert_eq!(parse(text, "x").map(as_millis_i64).ok(), Some(ms as i64));
         }
     }
 

@@ -6,6 +6,7 @@ mod integration {
 
     mod bad_input;
     mod enqueue;
+    mod jobfile;
     mod lifecycle;
     mod workers;
 }

@@ -15,6 +15,7 @@ use crate::context::Context;
 use crate::duration::{self, as_millis_i64};
 use crate::error::{EXIT_OK, Error, Result};
 use crate::job::{NewJob, Origin, generate_id, validate_id};
+use crate::jobfile::{Jobfile, did_you_mean, jobfile_commit};
 use crate::output::{Painter, cell, print_json, print_out, table, truncate};
 use crate::retry::RetryPolicy;
 
@@ -55,8 +56,16 @@ struct Defaults {
 
 pub fn run(context: &Context, args: EnqueueArgs) -> Result<u8> {
     let now = now_ms();
-    let defaults = defaults(&args, now)?;
+    let jobfile = context.jobfile()?;
+    let mut defaults = defaults(&args, now)?;
+    if let Some(jobfile) = &jobfile {
+        defaults.retry = jobfile.default_policy();
+        if let Some(n) = args.max_retries {
+            defaults.retry.max_retries = n;
+        }
+    }
     let mut jobs = match (&args.from_file, args.command.as_slice()) {
+        _ if args.job.is_some() => vec![definition_job(&args, jobfile.as_ref(), &defaults)?],
         (Some(path), _) => read_source(path, &defaults)?,
         (None, []) => {
             return Err(Error::input_with_hint(
@@ -104,6 +113,57 @@ pub fn run(context: &Context, args: EnqueueArgs) -> Result<u8> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// `--job NAME`: a run of a jobfile definition, with the flags given
+/// overriding it.
+fn definition_job(
+    args: &EnqueueArgs,
+    jobfile: Option<&Jobfile>,
+    defaults: &Defaults,
+) -> Result<NewJob> {
+    let name = args.job.as_deref().unwrap_or_default();
+    let jobfile = jobfile.ok_or_else(|| {
+        Error::input_with_hint(
+            format!("--job `{name}` needs a jobfile, and none was found"),
+            "run it where queuectl.toml is, or name one with -f",
+        )
+    })?;
+    let def = jobfile.jobs.get(name).ok_or_else(|| {
+        let hint =
+            did_you_mean(name, jobfile.jobs.keys().map(String::as_str)).unwrap_or_else(|| {
+                format!(
+                    "the jobs of {} are listed by `queuectl plan`",
+                    jobfile.path.display()
+                )
+            });
+        Error::input_with_hint(
+            format!("unknown job `{name}` in {}", jobfile.path.display()),
+            hint,
+        )
+    })?;
+    let commit = jobfile_commit(&jobfile.path);
+    let mut job = def.new_job(&jobfile.dir, Origin::Cli, commit.as_deref(), defaults.now);
+    if args.queue.is_some() {
+        job.queue = defaults.queue.clone();
+    }
+    if let Some(priority) = args.priority {
+        job.priority = priority;
+    }
+    if let Some(n) = args.max_retries {
+        job.retry.max_retries = n;
+    }
+    if args.timeout.is_some() {
+        job.timeout_ms = defaults.timeout_ms;
+    }
+    if args.delay.is_some() || args.run_at.is_some() {
+        job.run_at = defaults.run_at;
+    }
+    for (key, value) in &defaults.env {
+        job.env.retain(|(k, _)| k != key);
+        job.env.push((key.clone(), value.clone()));
+    }
+    Ok(job)
 }
 
 fn defaults(args: &EnqueueArgs, now: i64) -> Result<Defaults> {

@@ -2,13 +2,17 @@
 
 mod cancel;
 mod completions;
+mod config;
 mod dlq;
 mod enqueue;
+mod init;
 mod list;
 mod logs;
+mod plan;
 mod prune;
 mod show;
 mod status;
+mod validate;
 mod worker;
 
 pub use enqueue::validate_queue;
@@ -20,6 +24,15 @@ use crate::error::Result;
 /// Runs one command; returns the exit code for success paths.
 pub fn dispatch(context: &Context, command: Command) -> Result<u8> {
     match command {
+        Command::Init(args) => init::run(context, &args),
+        Command::Validate => validate::run(context),
+        Command::Plan(args) => plan::plan(context, args.exit_code),
+        Command::Apply => plan::apply(context),
+        Command::Schema => {
+            crate::output::print_out(&crate::jobfile::schema())?;
+            Ok(crate::error::EXIT_OK)
+        }
+        Command::Config(command) => config::run(context, command),
         Command::Enqueue(args) => enqueue::run(context, args),
         Command::Status => status::run(context),
         Command::List(args) => list::run(context, &args),

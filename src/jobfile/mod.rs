@@ -6,6 +6,7 @@
 //! and column of the offending key or value, and a hint where the fix is
 //! known ("did you mean `deploy`?").
 
+pub mod edit;
 pub mod model;
 mod validate;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use model::{Missed, OnBusy, Overlap};
-pub use validate::parse;
+pub use validate::{did_you_mean, parse};
 
 use crate::error::{Error, Result};
 use crate::job::{NewJob, Origin, generate_id};
@@ -158,6 +159,16 @@ impl JobDef {
             after: self.after.clone(),
         }
     }
+}
+
+/// The JSON Schema (draft-07) of the jobfile, from the same types that
+/// parse it; `schemas/queuectl.schema.json` is this, checked in.
+pub fn schema() -> String {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<model::JobfileSpec>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// The git commit of the jobfile, if it is in a git repository: `HEAD`,

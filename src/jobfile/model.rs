@@ -39,11 +39,14 @@ pub struct JobfileSpec {
 pub struct SettingsSpec {
     /// The queue database, relative to the jobfile's directory.
     /// Default: `.queuectl/queue.db`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub db: Option<String>,
     /// Completed and cancelled jobs older than this are pruned by workers.
     /// Default: `7d`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_finished: Option<HumanDuration>,
     /// The most output kept per attempt (the tail), e.g. `1MiB`. Default: `1MiB`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_max_bytes: Option<ByteSize>,
 }
 

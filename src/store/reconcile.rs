@@ -35,7 +35,7 @@ impl Store {
 
     /// The worker counts the last apply declared.
     pub fn declared_queues(&self) -> Result<BTreeMap<String, u32>> {
-        self.read(|conn| read_queues(conn))
+        self.read(read_queues)
     }
 }
 

@@ -1,0 +1,114 @@
+//! `queuectl config get|set|list|reset`: the jobfile's settings, read with
+//! their defaults and edited in place with comments kept (see
+//! [`crate::jobfile::edit`]).
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::cli::ConfigCommand;
+use crate::context::Context;
+use crate::error::{EXIT_OK, Error, Result};
+use crate::jobfile::{Jobfile, edit, parse};
+use crate::output::{Painter, cell, print_json, print_out, table};
+
+pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
+    let path = context.jobfile_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("read the jobfile", &path, e)),
+    };
+    let load = || parse(&text, &path).map_err(Error::Jobfile);
+    match command {
+        ConfigCommand::Get(args) => {
+            let key = edit::resolve_key(&args.key)?;
+            let jobfile: Jobfile = load()?;
+            let value = match edit::written(&text, &key) {
+                Some(value) => value,
+                None if edit::is_known(&key) => edit::effective(&jobfile, &key),
+                None => {
+                    return Err(Error::input_with_hint(
+                        format!("`{}` is not set in `{}`", key.join("."), path.display()),
+                        "`queuectl config list` shows every setting",
+                    ));
+                }
+            };
+            if context.json {
+                print_json(&serde_json::json!({"key": key.join("."), "value": value}))?;
+            } else {
+                print_out(&format!("{value}\n"))?;
+            }
+        }
+        ConfigCommand::Set(args) => {
+            let key = edit::resolve_key(&args.key)?;
+            let edited = edit::set(&text, &path, &key, edit::parse_value(&args.value))?;
+            edit::write_atomically(&path, &edited)?;
+            if !context.quiet {
+                let value = edit::written(&edited, &key).unwrap_or_default();
+                print_out(&format!(
+                    "{} = {value} in {}\n",
+                    key.join("."),
+                    path.display()
+                ))?;
+            }
+        }
+        ConfigCommand::List => {
+            let jobfile = load()?;
+            let settings = edit::settings(&jobfile, &text);
+            if context.json {
+                print_json(&settings)?;
+            } else {
+                let rows: Vec<_> = settings
+                    .iter()
+                    .map(|s| vec![cell(&s.key), cell(&s.value), cell(&s.source)])
+                    .collect();
+                print_out(&table(
+                    Painter {
+                        enabled: context.color,
+                    },
+                    &["KEY", "VALUE", "SOURCE"],
+                    &rows,
+                ))?;
+            }
+        }
+        ConfigCommand::Reset(args) => {
+            if !path.exists() {
+                return Ok(EXIT_OK);
+            }
+            let edited = edit::reset(&text, &path)?;
+            if !args.yes {
+                confirm(&format!(
+                    "remove [settings], [queues.default] and [retry.default] from {}?",
+                    path.display()
+                ))?;
+            }
+            edit::write_atomically(&path, &edited)?;
+            if !context.quiet {
+                print_out(&format!("reset the settings in {}\n", path.display()))?;
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// Asks on the terminal; off a terminal, refuses (use --yes).
+fn confirm(question: &str) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::input_with_hint(
+            "refusing to reset the settings without confirmation",
+            "pass --yes",
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("read", "stdin", e))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::input("not changed"))
+    }
+}

@@ -1,0 +1,42 @@
+//! `queuectl plan` and `queuectl apply`: what the jobfile means for the
+//! queue, shown, or done (see [`crate::reconcile`]).
+
+use crate::clock::now_ms;
+use crate::context::Context;
+use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, Result};
+use crate::jobfile::jobfile_commit;
+use crate::output::{print_json, print_out};
+use crate::reconcile;
+
+/// `plan [--exit-code]`: 0 no changes, 1 changes pending (with
+/// `--exit-code`), 2 error.
+pub fn plan(context: &Context, exit_code: bool) -> Result<u8> {
+    let jobfile = context.require_jobfile()?;
+    let stored = context.store_read()?.stored()?;
+    let plan = reconcile::plan(&jobfile, &stored);
+    if context.json {
+        print_json(&plan)?;
+    } else if !context.quiet {
+        print_out(&plan.render())?;
+    }
+    Ok(if exit_code && !plan.is_empty() {
+        EXIT_JOBS_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// `apply`: makes the queue match the jobfile, in one transaction.
+pub fn apply(context: &Context) -> Result<u8> {
+    let jobfile = context.require_jobfile()?;
+    let commit = jobfile_commit(&jobfile.path);
+    let plan = context
+        .store()?
+        .apply(&jobfile, commit.as_deref(), now_ms())?;
+    if context.json {
+        print_json(&plan)?;
+    } else if !context.quiet {
+        print_out(&plan.render())?;
+    }
+    Ok(EXIT_OK)
+}
