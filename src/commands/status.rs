@@ -18,6 +18,8 @@ struct Status {
     /// queue → state → count (every state present, zeros included).
     queues: BTreeMap<String, BTreeMap<&'static str, u64>>,
     totals: BTreeMap<&'static str, u64>,
+    /// Worker counts the jobfile declares (as of the last apply).
+    declared: BTreeMap<String, u32>,
     workers: Vec<WorkerView>,
 }
 
@@ -46,7 +48,9 @@ pub fn run(context: &Context) -> Result<u8> {
             .map(|s| (s.as_str(), 0))
             .collect::<BTreeMap<_, _>>()
     };
-    let mut queues: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    let declared = store.declared_queues()?;
+    let mut queues: BTreeMap<String, BTreeMap<&'static str, u64>> =
+        declared.keys().map(|q| (q.clone(), zero())).collect();
     for (queue, state, n) in &counts.rows {
         *queues
             .entry(queue.clone())
@@ -61,6 +65,7 @@ pub fn run(context: &Context) -> Result<u8> {
     let status = Status {
         queues,
         totals,
+        declared,
         workers,
     };
     if context.json {
@@ -89,10 +94,14 @@ fn render(context: &Context, status: &Status, now: i64) -> String {
     let painter = Painter {
         enabled: context.color,
     };
-    let mut headers = vec!["QUEUE"];
+    let mut headers = vec!["QUEUE", "WORKERS"];
     headers.extend(JobState::ALL.iter().map(|s| s.as_str()));
     let row = |name: &str, counts: &BTreeMap<&'static str, u64>| {
-        let mut cells = vec![cell(name)];
+        let workers = status
+            .declared
+            .get(name)
+            .map_or("-".to_string(), u32::to_string);
+        let mut cells = vec![cell(name), cell(workers)];
         for state in JobState::ALL {
             let n = counts.get(state.as_str()).copied().unwrap_or(0);
             let style = if n > 0 {

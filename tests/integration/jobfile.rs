@@ -260,6 +260,15 @@ fn queues_get_their_declared_workers() {
          [jobs.d2]\ncommand = \"echo start >> deploy.log; sleep 0.3; echo end >> deploy.log\"\nqueue = \"deploy\"\n",
     );
     env.cmd(["apply"]).assert().success();
+    let status = env.json(&["status"]);
+    assert_eq!(
+        status["declared"],
+        serde_json::json!({"default": 2, "deploy": 1})
+    );
+    env.cmd(["status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deploy   1        2"));
     let adhoc = env.enqueue(&["--queue", "adhoc", "true"]);
     let (code, output) = env.worker(&["--until-idle"]).wait();
     assert_eq!(code, Some(0), "{output}");
@@ -412,4 +421,44 @@ fn init_writes_a_valid_starter() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("already exists"));
+}
+
+#[test]
+fn the_readme_reference_names_every_key_of_the_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_file("schemas/queuectl.schema.json")).expect("schema"),
+    )
+    .expect("schema JSON");
+    let readme = std::fs::read_to_string(repo_file("README.md")).expect("README");
+    let reference = readme
+        .split("### Jobfile reference")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("a Jobfile reference section");
+    let mut keys = Vec::new();
+    let mut collect = |properties: &serde_json::Value| {
+        if let Some(map) = properties.as_object() {
+            keys.extend(map.keys().cloned());
+        }
+    };
+    collect(&schema["properties"]);
+    for definition in schema["definitions"]
+        .as_object()
+        .expect("definitions")
+        .values()
+    {
+        collect(&definition["properties"]);
+    }
+    let missing: Vec<_> = keys
+        .iter()
+        .filter(|k| {
+            ![format!(".{k}`"), format!("`{k}`"), format!("`{k}.")]
+                .iter()
+                .any(|form| reference.contains(form.as_str()))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys of the schema missing from the README reference: {missing:?}"
+    );
 }
