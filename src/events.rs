@@ -46,6 +46,18 @@ pub enum Event {
         dead: bool,
         worker: String,
     },
+    /// How many jobs wait, run, and wait for a retry (for progress bars).
+    Counts {
+        pending: u64,
+        processing: u64,
+        failed: u64,
+    },
+    /// An edit of the jobfile was applied: the plan's lines.
+    Applied { plan: Vec<String> },
+    /// An edit of the jobfile does not validate; the last good one runs on.
+    ConfigError { message: String },
+    /// A pool's slot count changed with the jobfile.
+    Resized { pool: String, from: u32, to: u32 },
     /// The pool stops claiming; `force` kills running jobs.
     Stopping { force: bool, reason: String },
     /// A recoverable problem.

@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod store;
 pub mod wake;
+pub mod watch;
 pub mod worker;
 
 use std::ffi::OsString;

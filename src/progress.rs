@@ -107,6 +107,10 @@ pub fn plain_line(event: &Event, painter: Painter) -> Option<String> {
             format!("stopping now ({reason}): running jobs are stopped and returned to the queue")
         }
         Event::Warning { message } => format!("{} {message}", tag("warning", YELLOW)),
+        Event::Counts { .. } => return None,
+        Event::Applied { plan } => format!("jobfile changed, applied:\n{}", plan.join("\n")),
+        Event::ConfigError { message } => format!("{} {message}", tag("error", RED.bold())),
+        Event::Resized { pool, from, to } => format!("queue {pool}: {from} -> {to} worker(s)"),
     })
 }
 

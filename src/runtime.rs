@@ -1,31 +1,37 @@
-//! The supervisor of a worker pool: the process behind `worker start`.
+//! The supervisor of a worker process: the engine behind `queuectl run` and
+//! `queuectl worker start`.
 //!
-//! [`supervise`] owns the pool's life; its steps:
+//! [`supervise`] registers the process, then [`Supervisor::run`] loops:
 //!
-//! 1. register this process in the `workers` table and reclaim the jobs of
-//!    workers that died ([`Store::reclaim`]);
-//! 2. start one thread per slot ([`worker::run_slot`]), each with its own
-//!    connection;
-//! 3. wait for a write to the database ([`DbWatch`], inotify) or at most
-//!    [`MAX_TICK`]; when `PRAGMA data_version` says another connection
-//!    committed, wake idle slots (that is how a job enqueued by another
-//!    process starts within milliseconds, with no polling), and read this
-//!    worker's stop request and the cancel requests for its jobs. While
-//!    every slot is busy, wake-ups are coalesced ([`BUSY_TICK`]): busy
-//!    slots claim their next job themselves, in the transaction that
-//!    finishes the last one;
-//! 4. every [`HEARTBEAT`], renew the leases of running jobs, reclaim the
-//!    jobs of dead workers and keep the dead letter queue within its cap;
-//! 5. shut down: on the first SIGINT/SIGTERM, a `worker stop`, or (with
-//!    `--until-idle`) an empty queue, stop claiming and let running jobs
-//!    finish (drain); on the second signal, `worker stop --force` or the end
-//!    of the grace period, stop the running jobs and return them to the
-//!    queue (force). Then deregister and exit.
+//! 1. wait for a write to the database ([`DbWatch`], inotify) or at most
+//!    [`MAX_TICK`]; while every slot is busy, coalesce for [`BUSY_TICK`]
+//!    (busy slots claim their next job themselves, in the transaction that
+//!    finishes the last one);
+//! 2. signals: the first SIGINT/SIGTERM drains, the second forces;
+//! 3. when `PRAGMA data_version` moved: wake idle slots (how a job enqueued
+//!    by another process starts within milliseconds, without polling), read
+//!    this worker's stop request and its jobs' cancel requests, and report
+//!    the queue's counts;
+//! 4. with `run`, when the jobfile changed ([`JobfileWatch`]): validate it,
+//!    report a broken edit and keep the last good one, or apply it and
+//!    resize the pools live ([`Supervisor::resize`]: more slots start at
+//!    once; fewer retire after their current job);
+//! 5. every [`HEARTBEAT`]: renew the leases of running jobs, reclaim the
+//!    jobs of dead workers, keep the dead letter queue within its cap, and
+//!    prune finished jobs past `keep_finished`;
+//! 6. shutdown: drain (stop claiming, let running jobs finish) on the first
+//!    signal, `worker stop`, or `--until-idle` with nothing left; force
+//!    (SIGTERM to every running job's process group, SIGKILL after
+//!    [`KILL_GRACE`], the jobs back to the queue) on the second signal,
+//!    `worker stop --force` or the end of the grace period. It ends when
+//!    every slot has ended.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::thread;
+use std::sync::{Arc, RwLock};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, test_kill_process};
@@ -38,12 +44,13 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::exec::{KILL_GRACE, StopReason};
 use crate::job::JobState;
+use crate::jobfile::{DEFAULT_LOG_MAX_BYTES, DEFAULT_QUEUE, Jobfile, jobfile_commit};
 use crate::store::{Durability, QueueFilter, Store, logs_dir};
 use crate::wake::{DbWatch, RECHECK, RECHECKS};
-use crate::worker::{self, MODE_DRAIN, MODE_FORCE, MODE_RUN, Shared, SlotConfig};
+use crate::watch::JobfileWatch;
+use crate::worker::{self, MODE_DRAIN, MODE_FORCE, MODE_RUN, PoolConfig, Shared, SlotState};
 
-/// The longest the supervisor waits without looking around (signals,
-/// deadlines, slots that ended).
+/// The longest the supervisor waits without looking around.
 pub const MAX_TICK: Duration = Duration::from_millis(50);
 /// While every slot is busy, look at the database at most this often.
 pub const BUSY_TICK: Duration = Duration::from_millis(5);
@@ -56,60 +63,96 @@ pub const LEASE: Duration = Duration::from_secs(30);
 pub const DLQ_MAX_JOBS: u64 = 10_000;
 /// …for at most this long.
 pub const DLQ_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often finished jobs past `keep_finished` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often queue counts are reported at most.
+const COUNTS_EVERY: Duration = Duration::from_millis(200);
 
 /// How a worker process runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub db: std::path::PathBuf,
-    /// Its pools: slots that share a queue filter.
-    pub pools: Vec<Pool>,
+    pub db: PathBuf,
+    /// `--count`/`--workers`: the slots of one pool (over `queues`, or every queue).
+    pub count: Option<u32>,
+    /// `--queue`: only these queues.
+    pub queues: Vec<String>,
+    /// The jobfile its pools and settings come from, if any.
+    pub jobfile: Option<Jobfile>,
+    /// `run`: follow edits of the jobfile (validate, apply, resize).
+    pub follow_jobfile: bool,
+    /// Whether to apply the jobfile on edits (the one `run` that owns the queue).
+    pub apply_edits: bool,
     pub until_idle: bool,
     pub grace: Duration,
-    pub log_max_bytes: u64,
-    /// Completed and cancelled jobs older than this are pruned.
-    pub keep_finished: Option<Duration>,
     /// Keep running when the terminal goes away (background workers).
     pub ignore_hangup: bool,
 }
 
 /// Slots that take jobs from the same queues.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
-    /// What `status` calls it: a queue name, or `*` for every queue.
+    /// A queue name, queue names joined by `+`, or `*` for every queue.
     pub label: String,
     pub queues: QueueFilter,
     pub slots: u32,
 }
 
-impl Options {
-    pub fn slots(&self) -> u32 {
-        self.pools.iter().map(|p| p.slots).sum()
+/// The pools of a worker: `--queue`/`--count` when given; else one pool per
+/// queue of the jobfile with its declared workers (the `default` pool also
+/// serves every queue the jobfile does not declare); else one pool for every
+/// queue with a slot per CPU.
+pub fn pools(count: Option<u32>, queues: &[String], jobfile: Option<&Jobfile>) -> Vec<Pool> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    if !queues.is_empty() {
+        let declared = |q: &String| jobfile.and_then(|j| j.queues.get(q)).copied().unwrap_or(1);
+        return vec![Pool {
+            label: queues.join("+"),
+            queues: QueueFilter::Only(queues.to_vec()),
+            slots: count.unwrap_or_else(|| queues.iter().map(declared).sum()),
+        }];
     }
-
-    /// The queues some pool serves: every queue unless all pools name theirs.
-    pub fn served(&self) -> QueueFilter {
-        let mut names = Vec::new();
-        for pool in &self.pools {
-            match &pool.queues {
-                QueueFilter::Only(queues) => names.extend(queues.iter().cloned()),
-                _ => return QueueFilter::Any,
-            }
+    match (count, jobfile) {
+        (None, Some(jobfile)) => {
+            let others: Vec<String> = jobfile.queues.keys().filter(|q| *q != DEFAULT_QUEUE).cloned().collect();
+            jobfile
+                .queues
+                .iter()
+                .map(|(name, &workers)| Pool {
+                    label: name.clone(),
+                    queues: if name == DEFAULT_QUEUE {
+                        QueueFilter::Except(others.clone())
+                    } else {
+                        QueueFilter::Only(vec![name.clone()])
+                    },
+                    slots: workers,
+                })
+                .collect()
         }
-        QueueFilter::Only(names)
-    }
-
-    fn labels(&self) -> Vec<String> {
-        self.pools
-            .iter()
-            .map(|p| format!("{}:{}", p.label, p.slots))
-            .collect()
+        (count, _) => vec![Pool {
+            label: "*".into(),
+            queues: QueueFilter::Any,
+            slots: count.unwrap_or(cpus),
+        }],
     }
 }
 
-/// How often finished jobs past `keep_finished` are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// The queues some pool serves: every queue unless all pools name theirs.
+fn served(pools: &[Pool]) -> QueueFilter {
+    let mut names = Vec::new();
+    for pool in pools {
+        match &pool.queues {
+            QueueFilter::Only(queues) => names.extend(queues.iter().cloned()),
+            _ => return QueueFilter::Any,
+        }
+    }
+    QueueFilter::Only(names)
+}
 
-/// How a pool ended.
+fn labels(pools: &[Pool]) -> Vec<String> {
+    pools.iter().map(|p| format!("{}:{}", p.label, p.slots)).collect()
+}
+
+/// How a worker process ended.
 #[derive(Debug, Default)]
 pub struct Summary {
     pub completed: u64,
@@ -118,14 +161,30 @@ pub struct Summary {
     pub signal: Option<i32>,
 }
 
-/// Runs a worker pool until it is told to stop (see the module docs).
+/// Runs a worker process until it is told to stop (see the module docs).
 pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
     let mut store = Store::open(&options.db, Durability::Normal)?;
     let host = hostname();
-    let pid = std::process::id();
-    let runner = store.register_worker(pid, &host, &options.labels(), options.slots(), now_ms())?;
+    let initial = pools(options.count, &options.queues, options.jobfile.as_ref());
+    let slots = initial.iter().map(|p| p.slots).sum();
+    let runner = store.register_worker(std::process::id(), &host, &labels(&initial), slots, now_ms())?;
     let signals = SignalWatch::start(options.ignore_hangup)?;
-    let result = run_pool(options, &mut store, runner, &host, &signals, events);
+    let mut supervisor = Supervisor {
+        options,
+        runner,
+        host,
+        shared: Arc::new(Shared::default()),
+        pools: BTreeMap::new(),
+        desired: initial.clone(),
+        jobfile: options.jobfile.clone(),
+        events,
+        signals: &signals,
+        drain_deadline: None,
+        kill_deadline: None,
+        fatal: None,
+        seen_signals: 0,
+    };
+    let result = supervisor.run(&mut store, initial);
     signals.close();
     let deregistered = store.deregister_worker(runner);
     let summary = result?;
@@ -133,221 +192,350 @@ pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
     Ok(summary)
 }
 
-fn run_pool(
-    options: &Options,
-    store: &mut Store,
+/// A running slot.
+struct SlotHandle {
+    state: Arc<SlotState>,
+    thread: JoinHandle<Result<()>>,
+}
+
+/// A running pool.
+struct PoolHandle {
+    config: Arc<PoolConfig>,
+    slots: Vec<SlotHandle>,
+}
+
+struct Supervisor<'a> {
+    options: &'a Options,
     runner: i64,
-    host: &str,
-    signals: &SignalWatch,
-    events: &Sender<Event>,
-) -> Result<Summary> {
-    reclaim(store, host, events)?;
-    let slots = options.slots() as usize;
-    let shared = Arc::new(Shared::new(slots));
-    let _ = events.send(Event::Ready {
-        pid: std::process::id(),
-        slots: options.slots(),
-        queues: options.labels(),
-    });
-    let mut handles = Vec::with_capacity(slots);
-    for pool in &options.pools {
-        let config = Arc::new(SlotConfig {
-            runner,
-            queues: pool.queues.clone(),
-            lease: LEASE,
-            logs_dir: logs_dir(&options.db),
-            log_max_bytes: options.log_max_bytes,
+    host: String,
+    shared: Arc<Shared>,
+    pools: BTreeMap<String, PoolHandle>,
+    desired: Vec<Pool>,
+    /// The last good jobfile.
+    jobfile: Option<Jobfile>,
+    events: &'a Sender<Event>,
+    signals: &'a SignalWatch,
+    drain_deadline: Option<Instant>,
+    kill_deadline: Option<Instant>,
+    fatal: Option<Error>,
+    seen_signals: usize,
+}
+
+impl Supervisor<'_> {
+    fn run(&mut self, store: &mut Store, initial: Vec<Pool>) -> Result<Summary> {
+        self.reclaim(store)?;
+        let _ = self.events.send(Event::Ready {
+            pid: std::process::id(),
+            slots: initial.iter().map(|p| p.slots).sum(),
+            queues: labels(&initial),
         });
-        for _ in 0..pool.slots {
-            let slot = handles.len();
-            let slot_store = Store::open(&options.db, Durability::Normal)?;
-            let (shared, config, events) = (shared.clone(), config.clone(), events.clone());
-            let handle = thread::Builder::new()
-                .name(format!("slot-{slot}"))
-                .spawn(move || worker::run_slot(slot, slot_store, &config, &shared, &events))
-                .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
-            handles.push(handle);
+        self.resize(store, initial)?;
+        let db_watch = DbWatch::new(&self.options.db);
+        let jobfile_watch = match (&self.jobfile, self.options.follow_jobfile) {
+            (Some(jobfile), true) => JobfileWatch::new(&jobfile.path).ok(),
+            _ => None,
+        };
+        let mut last_version = store.data_version()?;
+        let mut rechecks = 0;
+        let mut next_heartbeat = Instant::now() + HEARTBEAT;
+        let mut next_prune = Instant::now();
+        let mut next_counts = Instant::now();
+        let mut counts_dirty = true;
+        loop {
+            if self.shared.busy.load(Ordering::SeqCst) >= self.active_slots() && self.active_slots() > 0 {
+                thread::sleep(BUSY_TICK);
+            }
+            let timeout = if rechecks > 0 {
+                rechecks -= 1;
+                RECHECK
+            } else {
+                MAX_TICK.min(next_heartbeat.saturating_duration_since(Instant::now()))
+            };
+            let written = db_watch.wait(timeout);
+            let now = Instant::now();
+            self.check_signals();
+            let version = store.data_version()?;
+            if written && version == last_version {
+                rechecks = RECHECKS;
+            }
+            if version != last_version {
+                rechecks = 0;
+                last_version = version;
+                counts_dirty = true;
+                self.shared.waker.notify();
+                self.check_requests(store)?;
+            }
+            if counts_dirty && now >= next_counts {
+                counts_dirty = false;
+                next_counts = now + COUNTS_EVERY;
+                let (pending, processing, failed) = store.unfinished_counts()?;
+                let _ = self.events.send(Event::Counts {
+                    pending,
+                    processing,
+                    failed,
+                });
+            }
+            if jobfile_watch.as_ref().is_some_and(JobfileWatch::changed) {
+                self.reload(store)?;
+            }
+            if now >= next_heartbeat {
+                next_heartbeat = now + HEARTBEAT;
+                self.heartbeat(store, now >= next_prune)?;
+                if now >= next_prune {
+                    next_prune = now + PRUNE_EVERY;
+                }
+            }
+            if self.options.until_idle
+                && self.shared.mode() == MODE_RUN
+                && self.shared.busy.load(Ordering::SeqCst) == 0
+                && !store.has_unfinished(&served(&self.desired))?
+            {
+                self.stop(MODE_DRAIN, "the queue is idle");
+            }
+            if self.drain_deadline.is_some_and(|d| now >= d) {
+                self.drain_deadline = None;
+                self.stop(MODE_FORCE, "the grace period ended");
+            }
+            if self.kill_deadline.is_some_and(|d| now >= d) {
+                self.kill_deadline = None;
+                self.each_slot(|s| s.control.kill());
+            }
+            self.reap()?;
+            if self.shared.mode() != MODE_RUN && self.pools.values().all(|p| p.slots.is_empty()) {
+                break;
+            }
+        }
+        if let Some(error) = self.fatal.take() {
+            return Err(error);
+        }
+        Ok(Summary {
+            completed: self.shared.completed.load(Ordering::SeqCst),
+            dead: self.shared.dead.load(Ordering::SeqCst),
+            signal: (self.seen_signals > 0).then(|| self.signals.last()),
+        })
+    }
+
+    /// Slots that are neither retired nor finished.
+    fn active_slots(&self) -> usize {
+        self.pools
+            .values()
+            .flat_map(|p| &p.slots)
+            .filter(|s| !s.state.is_retired())
+            .count()
+    }
+
+    fn each_slot(&self, f: impl Fn(&SlotState)) {
+        for slot in self.pools.values().flat_map(|p| &p.slots) {
+            f(&slot.state);
         }
     }
-    let served = options.served();
-    let mut next_prune = Instant::now();
 
-    let watch = DbWatch::new(&options.db);
-    let mut rechecks = 0;
-    let mut last_version = store.data_version()?;
-    let mut next_heartbeat = Instant::now() + HEARTBEAT;
-    let mut drain_deadline: Option<Instant> = None;
-    let mut kill_deadline: Option<Instant> = None;
-    let mut fatal: Option<Error> = None;
-    let mut seen_signals = 0;
-    let stop = |mode: u8,
-                reason: &str,
-                drain_deadline: &mut Option<Instant>,
-                kill_deadline: &mut Option<Instant>| {
-        if !shared.escalate(mode) {
-            return;
+    /// Makes the running pools match `pools`: new slots start now, extra
+    /// slots retire (idle ones first) and exit after their current job.
+    fn resize(&mut self, store: &mut Store, pools: Vec<Pool>) -> Result<()> {
+        let log_max_bytes = self
+            .jobfile
+            .as_ref()
+            .map_or(DEFAULT_LOG_MAX_BYTES, |j| j.settings.log_max_bytes);
+        for pool in &pools {
+            let handle = self.pools.entry(pool.label.clone()).or_insert_with(|| PoolHandle {
+                config: Arc::new(PoolConfig {
+                    runner: self.runner,
+                    queues: RwLock::new(pool.queues.clone()),
+                    lease: LEASE,
+                    logs_dir: logs_dir(&self.options.db),
+                    log_max_bytes: AtomicU64::new(log_max_bytes),
+                }),
+                slots: Vec::new(),
+            });
+            *handle.config.queues.write().unwrap_or_else(|p| p.into_inner()) = pool.queues.clone();
+            handle.config.log_max_bytes.store(log_max_bytes, Ordering::Relaxed);
         }
-        let _ = events.send(Event::Stopping {
-            force: mode == MODE_FORCE,
-            reason: reason.to_string(),
-        });
-        shared.waker.notify();
-        if mode == MODE_DRAIN {
-            *drain_deadline = Some(Instant::now() + options.grace);
-        } else {
-            for control in &shared.controls {
-                control.stop(StopReason::Interrupt);
+        for (label, handle) in &mut self.pools {
+            let want = pools.iter().find(|p| &p.label == label).map_or(0, |p| p.slots as usize);
+            let active: Vec<&SlotHandle> = handle.slots.iter().filter(|s| !s.state.is_retired()).collect();
+            if active.len() > want {
+                let mut extra = active.len() - want;
+                // Idle slots first, so scaling down never waits on a job.
+                for idle_first in [true, false] {
+                    for slot in handle.slots.iter().filter(|s| !s.state.is_retired()) {
+                        if extra > 0 && (slot.state.current().is_none() == idle_first) {
+                            slot.state.retire();
+                            extra -= 1;
+                        }
+                    }
+                }
             }
-            *kill_deadline = Some(Instant::now() + KILL_GRACE);
-        }
-    };
-    loop {
-        if shared.busy.load(Ordering::SeqCst) >= slots {
-            thread::sleep(BUSY_TICK);
-        }
-        let timeout = if rechecks > 0 {
-            rechecks -= 1;
-            RECHECK
-        } else {
-            MAX_TICK.min(next_heartbeat.saturating_duration_since(Instant::now()))
-        };
-        let written = watch.wait(timeout);
-        let now = Instant::now();
-        let received = signals.count();
-        if received > seen_signals {
-            let name = signals.name();
-            let mode = if received >= 2 {
-                MODE_FORCE
-            } else {
-                MODE_DRAIN
-            };
-            seen_signals = received;
-            stop(
-                mode,
-                &format!("received {name}"),
-                &mut drain_deadline,
-                &mut kill_deadline,
-            );
-        }
-        let version = store.data_version()?;
-        if written && version == last_version {
-            rechecks = RECHECKS;
-        }
-        if version != last_version {
-            rechecks = 0;
-            last_version = version;
-            shared.waker.notify();
-            match store.stop_request(runner)?.as_deref() {
-                Some("force") => stop(
-                    MODE_FORCE,
-                    "worker stop --force",
-                    &mut drain_deadline,
-                    &mut kill_deadline,
-                ),
-                Some(_) => stop(
-                    MODE_DRAIN,
-                    "worker stop",
-                    &mut drain_deadline,
-                    &mut kill_deadline,
-                ),
-                None => {}
+            for _ in active.len()..want {
+                let state = Arc::new(SlotState::default());
+                let slot_store = Store::open(&self.options.db, Durability::Normal)?;
+                let (config, shared, events) = (handle.config.clone(), self.shared.clone(), self.events.clone());
+                let slot_state = state.clone();
+                let index = handle.slots.len();
+                let thread = thread::Builder::new()
+                    .name(format!("{label}-{index}"))
+                    .spawn(move || worker::run_slot(index, slot_store, &config, &slot_state, &shared, &events))
+                    .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
+                handle.slots.push(SlotHandle { state, thread });
             }
-            for id in store.cancel_requests(runner)? {
-                if let Some(slot) = shared.slot_running(&id) {
-                    shared.controls[slot].stop(StopReason::Cancel);
+        }
+        self.shared.waker.notify();
+        let total = pools.iter().map(|p| p.slots).sum();
+        store.update_worker(self.runner, &labels(&pools), total)?;
+        self.desired = pools;
+        Ok(())
+    }
+
+    /// Joins slots that ended; one that ended on its own (its store failed)
+    /// stops the whole process.
+    fn reap(&mut self) -> Result<()> {
+        let mode = self.shared.mode();
+        let mut failed = None;
+        for handle in self.pools.values_mut() {
+            let (done, running): (Vec<_>, Vec<_>) = handle.slots.drain(..).partition(|s| s.thread.is_finished());
+            handle.slots = running;
+            for slot in done {
+                let expected = slot.state.is_retired() || mode != MODE_RUN;
+                match slot.thread.join() {
+                    Ok(Ok(())) if expected => {}
+                    Ok(Ok(())) => failed = Some(Error::Internal("a worker slot ended unexpectedly".into())),
+                    Ok(Err(e)) => failed = Some(e),
+                    Err(_) => failed = Some(Error::Internal("a worker thread panicked".into())),
                 }
             }
         }
-        if now >= next_heartbeat {
-            next_heartbeat = now + HEARTBEAT;
-            let now_ms = now_ms();
-            match store
-                .heartbeat(runner, now_ms + as_millis_i64(LEASE), now_ms)?
-                .as_deref()
-            {
-                Some("force") => stop(
-                    MODE_FORCE,
-                    "worker stop --force",
-                    &mut drain_deadline,
-                    &mut kill_deadline,
-                ),
-                Some(_) => stop(
-                    MODE_DRAIN,
-                    "worker stop",
-                    &mut drain_deadline,
-                    &mut kill_deadline,
-                ),
-                None => {}
-            }
-            reclaim(store, host, events)?;
-            let capped = store.cap_dlq(DLQ_MAX_JOBS, as_millis_i64(DLQ_MAX_AGE), now_ms)?;
-            remove_logs(&logs_dir(&options.db), &capped);
-            if let Some(keep) = options.keep_finished.filter(|_| now >= next_prune) {
-                next_prune = now + PRUNE_EVERY;
-                let states = [JobState::Completed, JobState::Cancelled];
-                let pruned = store.prune(&states, now_ms - as_millis_i64(keep))?;
-                remove_logs(&logs_dir(&options.db), &pruned);
-            }
+        let desired: Vec<&String> = self.desired.iter().map(|p| &p.label).collect();
+        self.pools.retain(|label, handle| !handle.slots.is_empty() || desired.contains(&label));
+        if let Some(error) = failed {
+            self.fatal.get_or_insert(error);
+            self.stop(MODE_FORCE, "a worker slot failed");
         }
-        if options.until_idle
-            && shared.mode() == MODE_RUN
-            && shared.busy.load(Ordering::SeqCst) == 0
-            && !store.has_unfinished(&served)?
-        {
-            stop(
-                MODE_DRAIN,
-                "the queue is idle",
-                &mut drain_deadline,
-                &mut kill_deadline,
-            );
+        Ok(())
+    }
+
+    /// Moves to drain or force, once each.
+    fn stop(&mut self, mode: u8, reason: &str) {
+        if !self.shared.escalate(mode) {
+            return;
         }
-        if drain_deadline.is_some_and(|d| now >= d) {
-            drain_deadline = None;
-            stop(
-                MODE_FORCE,
-                "the grace period ended",
-                &mut drain_deadline,
-                &mut kill_deadline,
-            );
-        }
-        if kill_deadline.is_some_and(|d| now >= d) {
-            kill_deadline = None;
-            for control in &shared.controls {
-                control.kill();
-            }
-        }
-        if handles.iter().all(|h| h.is_finished()) {
-            break;
-        }
-        if shared.mode() == MODE_RUN && handles.iter().any(|h| h.is_finished()) {
-            // A slot only ends on its own when its store failed: stop all.
-            stop(
-                MODE_FORCE,
-                "a worker slot failed",
-                &mut drain_deadline,
-                &mut kill_deadline,
-            );
+        let _ = self.events.send(Event::Stopping {
+            force: mode == MODE_FORCE,
+            reason: reason.to_string(),
+        });
+        self.shared.waker.notify();
+        if mode == MODE_DRAIN {
+            self.drain_deadline = Some(Instant::now() + self.options.grace);
+        } else {
+            self.each_slot(|s| s.control.stop(StopReason::Interrupt));
+            self.kill_deadline = Some(Instant::now() + KILL_GRACE);
         }
     }
-    for handle in handles {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                fatal.get_or_insert(e);
-            }
-            Err(_) => {
-                fatal.get_or_insert(Error::Internal("a worker thread panicked".into()));
-            }
+
+    fn check_signals(&mut self) {
+        let received = self.signals.count();
+        if received > self.seen_signals {
+            self.seen_signals = received;
+            let mode = if received >= 2 { MODE_FORCE } else { MODE_DRAIN };
+            let reason = format!("received {}", self.signals.name());
+            self.stop(mode, &reason);
         }
     }
-    if let Some(error) = fatal {
-        return Err(error);
+
+    /// This worker's stop request, and cancel requests for its jobs.
+    fn check_requests(&mut self, store: &mut Store) -> Result<()> {
+        match store.stop_request(self.runner)?.as_deref() {
+            Some("force") => self.stop(MODE_FORCE, "worker stop --force"),
+            Some(_) => self.stop(MODE_DRAIN, "worker stop"),
+            None => {}
+        }
+        for id in store.cancel_requests(self.runner)? {
+            self.each_slot(|s| {
+                if s.current().as_deref() == Some(id.as_str()) {
+                    s.control.stop(StopReason::Cancel);
+                }
+            });
+        }
+        Ok(())
     }
-    Ok(Summary {
-        completed: shared.completed.load(Ordering::SeqCst),
-        dead: shared.dead.load(Ordering::SeqCst),
-        signal: (seen_signals > 0).then(|| signals.last()),
-    })
+
+    fn heartbeat(&mut self, store: &mut Store, prune: bool) -> Result<()> {
+        let now = now_ms();
+        match store.heartbeat(self.runner, now + as_millis_i64(LEASE), now)?.as_deref() {
+            Some("force") => self.stop(MODE_FORCE, "worker stop --force"),
+            Some(_) => self.stop(MODE_DRAIN, "worker stop"),
+            None => {}
+        }
+        self.reclaim(store)?;
+        let dir = logs_dir(&self.options.db);
+        remove_logs(&dir, &store.cap_dlq(DLQ_MAX_JOBS, as_millis_i64(DLQ_MAX_AGE), now)?);
+        if let Some(keep) = self.jobfile.as_ref().map(|j| j.settings.keep_finished).filter(|_| prune) {
+            let states = [JobState::Completed, JobState::Cancelled];
+            remove_logs(&dir, &store.prune(&states, now - as_millis_i64(keep))?);
+        }
+        Ok(())
+    }
+
+    /// The jobfile changed: validate it; keep the last good one on an
+    /// error; else apply it (if this process owns the queue) and resize.
+    fn reload(&mut self, store: &mut Store) -> Result<()> {
+        let Some(path) = self.jobfile.as_ref().map(|j| j.path.clone()) else {
+            return Ok(());
+        };
+        let jobfile = match Jobfile::load(&path) {
+            Ok(jobfile) => jobfile,
+            Err(e) => {
+                let _ = self.events.send(Event::ConfigError {
+                    message: format!("{e}\nkept running on the last good jobfile"),
+                });
+                return Ok(());
+            }
+        };
+        if self.options.apply_edits {
+            let plan = store.apply(&jobfile, jobfile_commit(&path).as_deref(), now_ms())?;
+            if !plan.is_empty() {
+                let _ = self.events.send(Event::Applied {
+                    plan: plan.render().lines().map(str::to_string).collect(),
+                });
+            }
+        }
+        let new = pools(self.options.count, &self.options.queues, Some(&jobfile));
+        for pool in &new {
+            let old = self.desired.iter().find(|p| p.label == pool.label).map_or(0, |p| p.slots);
+            if old != pool.slots {
+                let _ = self.events.send(Event::Resized {
+                    pool: pool.label.clone(),
+                    from: old,
+                    to: pool.slots,
+                });
+            }
+        }
+        self.jobfile = Some(jobfile);
+        if self.shared.mode() == MODE_RUN {
+            self.resize(store, new)?;
+        }
+        Ok(())
+    }
+
+    fn reclaim(&mut self, store: &mut Store) -> Result<()> {
+        let now = now_ms();
+        let me = std::process::id();
+        let reclaimed = store.reclaim(&self.host, now - as_millis_i64(LEASE), now, |pid| {
+            pid == me || pid_alive(pid)
+        })?;
+        let worker = match reclaimed.workers.as_slice() {
+            [(pid, host)] => format!("pid {pid} on {host}"),
+            [] => "an expired lease".to_string(),
+            many => format!("{} dead workers", many.len()),
+        };
+        for (id, dead) in reclaimed.jobs {
+            let _ = self.events.send(Event::Reclaimed {
+                id,
+                dead,
+                worker: worker.clone(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Deletes the log files of deleted jobs; a log already gone is fine.
@@ -357,28 +545,6 @@ pub fn remove_logs(dir: &std::path::Path, jobs: &[(String, u32)]) {
             let _ = std::fs::remove_file(worker::log_path(dir, id, run));
         }
     }
-}
-
-/// Takes back the jobs of dead workers and reports them.
-fn reclaim(store: &mut Store, host: &str, events: &Sender<Event>) -> Result<()> {
-    let now = now_ms();
-    let me = std::process::id();
-    let reclaimed = store.reclaim(host, now - as_millis_i64(LEASE), now, |pid| {
-        pid == me || pid_alive(pid)
-    })?;
-    let worker = match reclaimed.workers.as_slice() {
-        [(pid, host)] => format!("pid {pid} on {host}"),
-        [] => "an expired lease".to_string(),
-        many => format!("{} dead workers", many.len()),
-    };
-    for (id, dead) in reclaimed.jobs {
-        let _ = events.send(Event::Reclaimed {
-            id,
-            dead,
-            worker: worker.clone(),
-        });
-    }
-    Ok(())
 }
 
 /// Whether a process with this pid exists on this host.
@@ -395,10 +561,7 @@ pub fn pid_alive(pid: u32) -> bool {
 /// This machine's name, to tell local workers (whose pids can be checked)
 /// from remote ones.
 pub fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
 }
 
 /// Counts SIGINT/SIGTERM on a background thread.
@@ -414,8 +577,8 @@ impl SignalWatch {
         if ignore_hangup {
             wanted.push(SIGHUP);
         }
-        let mut signals = Signals::new(&wanted)
-            .map_err(|e| Error::Internal(format!("cannot install signal handlers: {e}")))?;
+        let mut signals =
+            Signals::new(&wanted).map_err(|e| Error::Internal(format!("cannot install signal handlers: {e}")))?;
         let handle = signals.handle();
         let count = Arc::new(AtomicUsize::new(0));
         let last = Arc::new(AtomicI32::new(0));
@@ -432,11 +595,7 @@ impl SignalWatch {
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start the signal thread: {e}")))?;
-        Ok(SignalWatch {
-            count,
-            last,
-            handle,
-        })
+        Ok(SignalWatch { count, last, handle })
     }
 
     fn count(&self) -> usize {
@@ -457,5 +616,36 @@ impl SignalWatch {
 
     fn close(&self) {
         self.handle.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobfile(text: &str) -> Jobfile {
+        crate::jobfile::parse(text, std::path::Path::new("q.toml")).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    #[test]
+    fn pools_follow_flags_then_the_jobfile() {
+        let file = jobfile("[queues.default]\nworkers = 3\n[queues.deploy]\nworkers = 1\n");
+        assert_eq!(
+            pools(None, &[], Some(&file)),
+            vec![
+                Pool { label: "default".into(), queues: QueueFilter::Except(vec!["deploy".into()]), slots: 3 },
+                Pool { label: "deploy".into(), queues: QueueFilter::Only(vec!["deploy".into()]), slots: 1 },
+            ]
+        );
+        assert_eq!(
+            pools(Some(5), &[], Some(&file)),
+            vec![Pool { label: "*".into(), queues: QueueFilter::Any, slots: 5 }]
+        );
+        assert_eq!(
+            pools(None, &["deploy".into()], Some(&file)),
+            vec![Pool { label: "deploy".into(), queues: QueueFilter::Only(vec!["deploy".into()]), slots: 1 }]
+        );
+        assert_eq!(served(&pools(None, &["deploy".into()], Some(&file))), QueueFilter::Only(vec!["deploy".into()]));
+        assert_eq!(served(&pools(None, &[], Some(&file))), QueueFilter::Any);
     }
 }

@@ -4,9 +4,9 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::clock::now_ms;
@@ -55,32 +55,29 @@ impl Waker {
     }
 }
 
-/// What the supervisor and the slots share.
+/// What the supervisor and every slot share.
 #[derive(Debug)]
 pub struct Shared {
     pub waker: Waker,
     mode: AtomicU8,
-    pub controls: Vec<Control>,
-    /// The job each slot is running.
-    pub current: Vec<Mutex<Option<String>>>,
     pub busy: AtomicUsize,
     pub completed: AtomicU64,
     pub dead: AtomicU64,
 }
 
-impl Shared {
-    pub fn new(slots: usize) -> Shared {
+impl Default for Shared {
+    fn default() -> Self {
         Shared {
             waker: Waker::default(),
             mode: AtomicU8::new(MODE_RUN),
-            controls: (0..slots).map(|_| Control::default()).collect(),
-            current: (0..slots).map(|_| Mutex::new(None)).collect(),
             busy: AtomicUsize::new(0),
             completed: AtomicU64::new(0),
             dead: AtomicU64::new(0),
         }
     }
+}
 
+impl Shared {
     pub fn mode(&self) -> u8 {
         self.mode.load(Ordering::SeqCst)
     }
@@ -89,27 +86,45 @@ impl Shared {
     pub fn escalate(&self, mode: u8) -> bool {
         self.mode.fetch_max(mode, Ordering::SeqCst) < mode
     }
+}
 
-    fn set_current(&self, slot: usize, id: Option<&str>) {
-        *self.current[slot].lock().unwrap_or_else(|p| p.into_inner()) = id.map(str::to_string);
+/// One slot, as the supervisor sees it: stop its job, know what it runs,
+/// retire it (it exits after its current job).
+#[derive(Debug, Default)]
+pub struct SlotState {
+    pub control: Control,
+    current: Mutex<Option<String>>,
+    retire: AtomicBool,
+}
+
+impl SlotState {
+    /// The job this slot is running, if any.
+    pub fn current(&self) -> Option<String> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The slot running job `id`, if one is.
-    pub fn slot_running(&self, id: &str) -> Option<usize> {
-        self.current
-            .iter()
-            .position(|c| c.lock().unwrap_or_else(|p| p.into_inner()).as_deref() == Some(id))
+    fn set_current(&self, id: Option<&str>) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = id.map(str::to_string);
+    }
+
+    /// Asks the slot to exit once its current job (if any) has finished.
+    pub fn retire(&self) {
+        self.retire.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retire.load(Ordering::SeqCst)
     }
 }
 
-/// What every slot of a pool runs with.
-#[derive(Debug, Clone)]
-pub struct SlotConfig {
+/// What the slots of one pool share; the supervisor may change it live.
+#[derive(Debug)]
+pub struct PoolConfig {
     pub runner: i64,
-    pub queues: QueueFilter,
+    pub queues: RwLock<QueueFilter>,
     pub lease: Duration,
     pub logs_dir: PathBuf,
-    pub log_max_bytes: u64,
+    pub log_max_bytes: AtomicU64,
 }
 
 /// The log file of run `run` of job `id`.
@@ -117,23 +132,34 @@ pub fn log_path(logs_dir: &std::path::Path, id: &str, run: u32) -> PathBuf {
     logs_dir.join(format!("{id}.{run}.log"))
 }
 
-/// Runs slot `slot` until the pool drains or is forced to stop.
+/// Runs slot `slot` until the pool drains, is forced to stop, or the slot
+/// is retired.
 pub fn run_slot(
     slot: usize,
     mut store: Store,
-    config: &SlotConfig,
+    config: &PoolConfig,
+    state: &SlotState,
     shared: &Shared,
     events: &Sender<Event>,
 ) -> Result<()> {
-    let claim_args = |now| ClaimArgs {
-        runner: config.runner,
-        queues: &config.queues,
-        lease_until: now + as_millis_i64(config.lease),
-        now,
+    let claim = |store: &mut Store, finish: Option<&Finish<'_>>| {
+        let now = finish.map_or_else(now_ms, |f| f.now);
+        let queues = config.queues.read().unwrap_or_else(|p| p.into_inner());
+        let args = ClaimArgs {
+            runner: config.runner,
+            queues: &queues,
+            lease_until: now + as_millis_i64(config.lease),
+            now,
+        };
+        let claiming = shared.mode() == MODE_RUN && !state.is_retired();
+        match finish {
+            Some(finish) => store.finish(finish, claiming.then_some(args)).map(|(_, next)| next),
+            None => store.claim(args),
+        }
     };
     let mut next: Option<Claimed> = None;
     loop {
-        if shared.mode() != MODE_RUN {
+        if shared.mode() != MODE_RUN || state.is_retired() {
             if let Some(job) = next.take() {
                 release(&mut store, config.runner, &job)?;
             }
@@ -142,14 +168,15 @@ pub fn run_slot(
         let seen = shared.waker.generation();
         let job = match next.take() {
             Some(job) => job,
-            None => match store.claim(claim_args(now_ms()))? {
+            None => match claim(&mut store, None)? {
                 Some(job) => job,
                 None => {
                     let now = now_ms();
+                    let queues = config.queues.read().unwrap_or_else(|p| p.into_inner()).clone();
                     // A job due later: wake for it. A job due now that could
                     // not be claimed waits for a dependency, which only a
                     // commit (and so a wake-up) can change.
-                    let wait = match store.next_run_at(&config.queues)? {
+                    let wait = match store.next_run_at(&queues)? {
                         Some(due) if due > now => {
                             Duration::from_millis((due - now) as u64).min(IDLE_RECHECK)
                         }
@@ -161,7 +188,7 @@ pub fn run_slot(
             },
         };
         shared.busy.fetch_add(1, Ordering::SeqCst);
-        shared.set_current(slot, Some(&job.id));
+        state.set_current(Some(&job.id));
         let _ = events.send(Event::Started {
             slot,
             id: job.id.clone(),
@@ -170,7 +197,7 @@ pub fn run_slot(
             attempt: job.attempts,
             max_attempts: job.retry.max_retries + 1,
         });
-        let exit = run_attempt(&job, config, &shared.controls[slot]);
+        let exit = run_attempt(&job, config, &state.control);
         let ended = judge(&job, &exit);
         let now = now_ms();
         let finish = Finish {
@@ -185,9 +212,8 @@ pub fn run_slot(
             run_at: ended.run_at,
             now,
         };
-        let claim_next = (shared.mode() == MODE_RUN).then(|| claim_args(now));
-        let (_owned, claimed) = store.finish(&finish, claim_next)?;
-        shared.set_current(slot, None);
+        let claimed = claim(&mut store, Some(&finish))?;
+        state.set_current(None);
         shared.busy.fetch_sub(1, Ordering::SeqCst);
         match ended.state {
             JobState::Completed => shared.completed.fetch_add(1, Ordering::SeqCst),
@@ -210,7 +236,7 @@ pub fn run_slot(
 }
 
 /// Resolves the job's environment and runs it.
-fn run_attempt(job: &Claimed, config: &SlotConfig, control: &Control) -> exec::Exit {
+fn run_attempt(job: &Claimed, config: &PoolConfig, control: &Control) -> exec::Exit {
     let mut env = Vec::with_capacity(job.env.len() + 3);
     for (key, value) in &job.env {
         match exec::expand_env(value, |name| std::env::var(name).ok()) {
@@ -239,7 +265,7 @@ fn run_attempt(job: &Claimed, config: &SlotConfig, control: &Control) -> exec::E
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.max(0) as u64)),
         log_path: log_path(&config.logs_dir, &job.id, job.run),
-        log_max_bytes: config.log_max_bytes,
+        log_max_bytes: config.log_max_bytes.load(Ordering::Relaxed),
     };
     exec::run(&spec, control)
 }

@@ -16,12 +16,10 @@ use crate::context::Context;
 use crate::duration;
 use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Error, Result};
 use crate::exec::KILL_GRACE;
-use crate::jobfile::DEFAULT_LOG_MAX_BYTES;
-use crate::jobfile::{DEFAULT_QUEUE, Jobfile};
 use crate::output::{Painter, cell, print_json, print_out, table};
 use crate::progress::{self, Style};
-use crate::runtime::{self, Options, Pool, hostname, pid_alive};
-use crate::store::{QueueFilter, Store, WorkerInfo};
+use crate::runtime::{self, Options, hostname, pid_alive, pools};
+use crate::store::{Store, WorkerInfo};
 
 use super::status::worker_state;
 use super::validate_queue;
@@ -47,61 +45,17 @@ fn options(context: &Context, args: &WorkerStartArgs) -> Result<Options> {
     if args.count == Some(0) {
         return Err(Error::input("--count must be at least 1"));
     }
-    let jobfile = context.jobfile()?;
     Ok(Options {
         db: context.db.clone(),
-        pools: pools(args, jobfile.as_ref()),
+        count: args.count,
+        queues: args.queues.clone(),
+        jobfile: context.jobfile()?,
+        follow_jobfile: false,
+        apply_edits: false,
         until_idle: args.until_idle,
         grace: duration::parse(&args.grace, "--grace")?,
-        log_max_bytes: jobfile
-            .as_ref()
-            .map_or(DEFAULT_LOG_MAX_BYTES, |j| j.settings.log_max_bytes),
-        keep_finished: jobfile.as_ref().map(|j| j.settings.keep_finished),
         ignore_hangup: args.detached,
     })
-}
-
-/// The worker's pools: `--queue`/`--count` when given, else one pool per
-/// queue of the jobfile with its declared workers (the `default` pool also
-/// serves queues the jobfile does not declare), else one pool for every
-/// queue with a slot per CPU.
-pub fn pools(args: &WorkerStartArgs, jobfile: Option<&Jobfile>) -> Vec<Pool> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    if !args.queues.is_empty() {
-        return vec![Pool {
-            label: args.queues.join("+"),
-            queues: QueueFilter::Only(args.queues.clone()),
-            slots: args.count.unwrap_or(cpus),
-        }];
-    }
-    match (args.count, jobfile) {
-        (None, Some(jobfile)) => {
-            let others: Vec<String> = jobfile
-                .queues
-                .keys()
-                .filter(|q| *q != DEFAULT_QUEUE)
-                .cloned()
-                .collect();
-            jobfile
-                .queues
-                .iter()
-                .map(|(name, &workers)| Pool {
-                    label: name.clone(),
-                    queues: if name == DEFAULT_QUEUE {
-                        QueueFilter::Except(others.clone())
-                    } else {
-                        QueueFilter::Only(vec![name.clone()])
-                    },
-                    slots: workers,
-                })
-                .collect()
-        }
-        (count, _) => vec![Pool {
-            label: "*".into(),
-            queues: QueueFilter::Any,
-            slots: count.unwrap_or(cpus),
-        }],
-    }
 }
 
 /// Runs the pool here, printing its events, until it is stopped.
@@ -141,6 +95,10 @@ fn foreground(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
 /// registered.
 fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
     let options = options(context, args)?;
+    let slots: u32 = pools(options.count, &options.queues, options.jobfile.as_ref())
+        .iter()
+        .map(|p| p.slots)
+        .sum();
     // Opening the store first creates the directory (0700) and migrates.
     let store = context.store()?;
     let log = options.db.with_file_name("worker.log");
@@ -199,11 +157,10 @@ fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
         std::thread::sleep(Duration::from_millis(20));
     }
     if context.json {
-        print_json(&serde_json::json!({"pid": pid, "slots": options.slots(), "log": log}))?;
+        print_json(&serde_json::json!({"pid": pid, "slots": slots, "log": log}))?;
     } else if !context.quiet {
         print_out(&format!(
-            "started worker pid {pid} with {} slot(s); its log: {}\n",
-            options.slots(),
+            "started worker pid {pid} with {slots} slot(s); its log: {}\n",
             log.display()
         ))?;
     }

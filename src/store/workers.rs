@@ -58,6 +58,17 @@ impl Store {
         })
     }
 
+    /// Updates what a worker says it runs (its pools changed).
+    pub fn update_worker(&mut self, runner: i64, queues: &[String], slots: u32) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE workers SET queues = ?2, slots = ?3 WHERE id = ?1",
+                params![runner, to_json(queues), slots],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Records that `runner` is alive and extends the leases of its jobs to
     /// `lease_until`. Returns its stop request, if any (`drain`/`force`).
     /// A runner whose row is gone (another worker declared it dead) gets
