@@ -62,6 +62,8 @@ pub enum Command {
     /// Read and edit the jobfile's settings, comments kept
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Apply the jobfile and run the queue with live progress; follows edits
+    Run(RunArgs),
     /// Add jobs: a command, a JSON job, or a JSON / JSON Lines file
     Enqueue(EnqueueArgs),
     /// Counts by state and queue, and the live workers
@@ -84,6 +86,39 @@ pub enum Command {
     Worker(WorkerCommand),
     /// Print shell completions
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run N jobs at once from every queue (default: each queue's declared workers)
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u32>,
+    /// Only run jobs of this queue (repeatable)
+    #[arg(long = "queue", value_name = "Q")]
+    pub queues: Vec<String>,
+    /// Exit once nothing is pending, running or waiting to retry: 0 if every
+    /// job completed, 1 if any is dead
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Do not watch files (neither the jobfile nor watch triggers)
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Write a JUnit XML report of the run's jobs to FILE
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Progress bars: on a terminal (auto), always, or never (plain lines)
+    #[arg(long, value_enum, default_value_t = ProgressChoice::Auto)]
+    pub progress: ProgressChoice,
+    /// How long running jobs may take to finish after the first SIGINT/SIGTERM
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub grace: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,8 @@ pub enum Event {
     Started {
         slot: usize,
         id: String,
+        /// The jobfile definition it runs, if any.
+        definition: Option<String>,
         command: String,
         queue: String,
         attempt: u32,
@@ -39,6 +41,9 @@ pub enum Event {
         /// When the job retries (ms since the epoch), if it does.
         retry_at: Option<i64>,
         error: Option<String>,
+        /// For a dead job: the end of its output, for annotations and reports.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output_tail: Option<String>,
     },
     /// A job taken back from a worker that died.
     Reclaimed {

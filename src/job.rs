@@ -258,6 +258,7 @@ pub struct Job {
 pub struct Claimed {
     pub id: String,
     pub command: String,
+    pub definition: Option<String>,
     pub queue: String,
     pub attempts: u32,
     pub run: u32,

@@ -1,35 +1,214 @@
-//! Renders [`Event`]s for people (one plain line per event) or for
-//! programs (one JSON object per line, with an `event` field).
+//! Renders [`Event`]s, chosen once at the start: progress bars on a
+//! terminal (indicatif: one overall bar, a line per running job, failures
+//! printed above the bars), plain lines elsewhere (one per event; under
+//! GitHub Actions with `::group::` around a dead job's output and
+//! `::error::` annotations), JSON Lines (`--json`), or nothing (`-q`). Every
+//! mode folds the events into a [`RunRecord`] for the summary at the end.
 
+use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::clock;
 use crate::duration::short;
 use crate::events::Event;
 use crate::job::{AttemptOutcome, JobState};
 use crate::output::{DIM, GREEN, Painter, RED, YELLOW, print_out, truncate};
+use crate::report::RunRecord;
 
-/// How events are printed.
+/// GitHub allows this many error annotations per step.
+const GITHUB_MAX_ERRORS: usize = 10;
+
+/// How events are shown.
 #[derive(Debug, Clone, Copy)]
 pub enum Style {
-    Plain(Painter),
+    /// A line per event on stdout; `github` adds workflow commands.
+    Plain {
+        painter: Painter,
+        github: bool,
+    },
+    /// Progress bars on stderr; `force` draws them even off a terminal.
+    Bars {
+        painter: Painter,
+        force: bool,
+    },
+    /// One JSON object per event on stdout.
     Json,
     Quiet,
 }
 
-/// Prints every event until the senders are gone.
-pub fn report(events: Receiver<Event>, style: Style) {
-    for event in events {
-        let line = match style {
-            Style::Quiet => continue,
-            Style::Json => serde_json::to_string(&event).unwrap_or_default(),
-            Style::Plain(painter) => match plain_line(&event, painter) {
-                Some(line) => line,
-                None => continue,
-            },
-        };
-        let _ = print_out(&format!("{line}\n"));
+/// Shows every event until the senders are gone; returns what happened.
+pub fn report(events: Receiver<Event>, style: Style) -> RunRecord {
+    match style {
+        Style::Bars { painter, force } => {
+            let target = if force {
+                ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10)
+            } else {
+                ProgressDrawTarget::stderr_with_hz(10)
+            };
+            report_bars(events, painter, target)
+        }
+        other => report_lines(events, other),
     }
+}
+
+fn report_lines(events: Receiver<Event>, style: Style) -> RunRecord {
+    let started = Instant::now();
+    let mut record = RunRecord::default();
+    let mut errors = 0;
+    for event in events {
+        record.record(&event);
+        let text = match style {
+            Style::Quiet | Style::Bars { .. } => continue,
+            Style::Json => serde_json::to_string(&event).unwrap_or_default(),
+            Style::Plain { painter, github } => {
+                let Some(line) = plain_line(&event, painter) else {
+                    continue;
+                };
+                if github {
+                    github_wrap(&event, line, &record, &mut errors)
+                } else {
+                    line
+                }
+            }
+        };
+        let _ = print_out(&format!("{text}\n"));
+    }
+    record.elapsed = started.elapsed();
+    record
+}
+
+/// Adds GitHub workflow commands around a dead job's line: its output in a
+/// collapsed group, and an error annotation (at most [`GITHUB_MAX_ERRORS`]).
+fn github_wrap(event: &Event, line: String, record: &RunRecord, errors: &mut usize) -> String {
+    let Event::Finished {
+        id,
+        state: JobState::Dead,
+        output_tail,
+        error,
+        ..
+    } = event
+    else {
+        return line;
+    };
+    let name = record
+        .jobs
+        .iter()
+        .find(|j| &j.id == id)
+        .map_or(id.as_str(), |j| j.name.as_str());
+    let mut text = format!("::group::{line}\n{}", output_tail.as_deref().unwrap_or(""));
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("::endgroup::");
+    if *errors < GITHUB_MAX_ERRORS {
+        *errors += 1;
+        let message = error.as_deref().unwrap_or("dead");
+        text.push_str(&format!(
+            "\n::error title={}::{}",
+            escape_property(&format!("{name} is dead")),
+            escape_data(&format!("{name} ({id}): {message}"))
+        ));
+    }
+    text
+}
+
+/// GitHub's escaping of a workflow command's message.
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// …and of a property value.
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// The bars: an overall bar and a line per running job.
+fn report_bars(events: Receiver<Event>, painter: Painter, target: ProgressDrawTarget) -> RunRecord {
+    let started = Instant::now();
+    let mut record = RunRecord::default();
+    let multi = MultiProgress::with_draw_target(target);
+    let overall = multi.add(ProgressBar::new(0));
+    overall.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise:.dim} [{bar:30.green/dim}] {pos}/{len} done  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    overall.enable_steady_tick(Duration::from_millis(200));
+    let job_style =
+        ProgressStyle::with_template("  {spinner:.cyan} {prefix:24} {msg}  {elapsed:.dim}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let mut running: HashMap<String, ProgressBar> = HashMap::new();
+    let (mut done, mut dead, mut remaining) = (0u64, 0u64, 0u64);
+    let mut retrying = 0u64;
+    for event in events {
+        record.record(&event);
+        match &event {
+            Event::Started {
+                id,
+                attempt,
+                max_attempts,
+                ..
+            } => {
+                let name = record
+                    .jobs
+                    .iter()
+                    .find(|j| &j.id == id)
+                    .map_or(id.clone(), |j| j.name.clone());
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(job_style.clone());
+                bar.set_prefix(truncate(&name, 24));
+                bar.set_message(format!("attempt {attempt}/{max_attempts}"));
+                bar.enable_steady_tick(Duration::from_millis(100));
+                if let Some(old) = running.insert(id.clone(), bar) {
+                    multi.remove(&old);
+                }
+            }
+            Event::Finished {
+                id, state, outcome, ..
+            } => {
+                if let Some(bar) = running.remove(id) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+                match (state, outcome) {
+                    (JobState::Completed, _) => done += 1,
+                    (JobState::Dead, _) => dead += 1,
+                    _ => {}
+                }
+                if *outcome != AttemptOutcome::Completed
+                    && let Some(line) = plain_line(&event, painter)
+                {
+                    let _ = multi.println(line);
+                }
+            }
+            Event::Counts {
+                pending,
+                processing,
+                failed,
+            } => {
+                remaining = pending + processing + failed;
+                retrying = *failed;
+            }
+            other => {
+                if let Some(line) = plain_line(other, painter) {
+                    let _ = multi.println(line);
+                }
+            }
+        }
+        overall.set_length(done + dead + remaining.max(running.len() as u64));
+        overall.set_position(done + dead);
+        overall.set_message(format!("{retrying} retrying, {dead} dead"));
+    }
+    overall.finish_and_clear();
+    record.elapsed = started.elapsed();
+    record
 }
 
 /// The plain line of an event, if it has one.
@@ -37,24 +216,28 @@ pub fn plain_line(event: &Event, painter: Painter) -> Option<String> {
     let tag = |text: &str, style| painter.paint(&format!("{text:<9}"), style);
     Some(match event {
         Event::Ready { pid, slots, queues } => {
-            let queues = if queues.is_empty() {
-                "every queue".to_string()
-            } else {
+            format!(
+                "worker pid {pid} ready: {slots} slot(s), {}",
                 queues.join(", ")
-            };
-            format!("worker pid {pid} ready: {slots} slot(s), {queues}")
+            )
         }
         Event::Started {
             id,
             command,
             attempt,
             max_attempts,
+            definition,
             ..
-        } => format!(
-            "{} {id}  attempt {attempt}/{max_attempts}  {}",
-            tag("start", DIM),
-            truncate(command, 60)
-        ),
+        } => {
+            let what = definition.as_deref().map_or_else(
+                || truncate(command, 60),
+                |d| format!("{d}: {}", truncate(command, 50)),
+            );
+            format!(
+                "{} {id}  attempt {attempt}/{max_attempts}  {what}",
+                tag("start", DIM)
+            )
+        }
         Event::Finished {
             id,
             attempt,
@@ -118,5 +301,102 @@ fn what_failed(exit_code: i32, error: Option<&str>) -> String {
     match error {
         Some(error) => truncate(error.split(';').next().unwrap_or(error), 80),
         None => format!("exit code {exit_code}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indicatif::InMemoryTerm;
+    use std::sync::mpsc::channel;
+
+    fn started(id: &str, name: &str) -> Event {
+        Event::Started {
+            slot: 0,
+            id: id.into(),
+            definition: Some(name.into()),
+            command: "sleep 1".into(),
+            queue: "default".into(),
+            attempt: 1,
+            max_attempts: 4,
+        }
+    }
+
+    #[test]
+    fn bars_show_progress_and_running_jobs() {
+        let term = InMemoryTerm::new(10, 80);
+        let (sender, receiver) = channel();
+        let target = ProgressDrawTarget::term_like(Box::new(term.clone()));
+        let painter = Painter { enabled: false };
+        let reporter = std::thread::spawn(move || report_bars(receiver, painter, target));
+        let send = |e| sender.send(e).unwrap_or_default();
+        send(Event::Counts {
+            pending: 3,
+            processing: 0,
+            failed: 0,
+        });
+        send(started("j1", "build"));
+        send(started("j2", "lint"));
+        send(Event::Finished {
+            slot: 0,
+            id: "j2".into(),
+            attempt: 1,
+            outcome: AttemptOutcome::Failed,
+            state: JobState::Dead,
+            exit_code: 3,
+            duration: Duration::from_millis(10),
+            retry_at: None,
+            error: Some("exit code 3".into()),
+            output_tail: None,
+        });
+        send(Event::Counts {
+            pending: 1,
+            processing: 1,
+            failed: 0,
+        });
+        // Let the bars draw, then read the screen while they are up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !term.contents().contains("1/3 done") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let screen = term.contents();
+        drop(sender);
+        let record = reporter.join().unwrap_or_default();
+        assert!(
+            screen.contains("dead      j2  exit code 3 after 1 attempt(s)"),
+            "{screen}"
+        );
+        assert!(screen.contains("1/3 done  0 retrying, 1 dead"), "{screen}");
+        assert!(screen.contains("build"), "{screen}");
+        assert!(screen.contains("attempt 1/4"), "{screen}");
+        assert_eq!(record.jobs.len(), 2);
+    }
+
+    #[test]
+    fn github_annotations_for_dead_jobs() {
+        let mut record = RunRecord::default();
+        let start = started("j9", "deploy");
+        record.record(&start);
+        let dead = Event::Finished {
+            slot: 0,
+            id: "j9".into(),
+            attempt: 2,
+            outcome: AttemptOutcome::Failed,
+            state: JobState::Dead,
+            exit_code: 1,
+            duration: Duration::from_millis(10),
+            retry_at: None,
+            error: Some("exit code 1; 100% broken\nreally".into()),
+            output_tail: Some("last words\n".into()),
+        };
+        record.record(&dead);
+        let mut errors = 0;
+        let text = github_wrap(&dead, "dead j9".into(), &record, &mut errors);
+        assert_eq!(
+            text,
+            "::group::dead j9\nlast words\n::endgroup::\n::error title=deploy is dead::deploy (j9): exit code 1; 100%25 broken%0Areally"
+        );
+        errors = GITHUB_MAX_ERRORS;
+        assert!(!github_wrap(&dead, "x".into(), &record, &mut errors).contains("::error"));
     }
 }

@@ -113,7 +113,12 @@ pub fn pools(count: Option<u32>, queues: &[String], jobfile: Option<&Jobfile>) -
     }
     match (count, jobfile) {
         (None, Some(jobfile)) => {
-            let others: Vec<String> = jobfile.queues.keys().filter(|q| *q != DEFAULT_QUEUE).cloned().collect();
+            let others: Vec<String> = jobfile
+                .queues
+                .keys()
+                .filter(|q| *q != DEFAULT_QUEUE)
+                .cloned()
+                .collect();
             jobfile
                 .queues
                 .iter()
@@ -149,7 +154,10 @@ fn served(pools: &[Pool]) -> QueueFilter {
 }
 
 fn labels(pools: &[Pool]) -> Vec<String> {
-    pools.iter().map(|p| format!("{}:{}", p.label, p.slots)).collect()
+    pools
+        .iter()
+        .map(|p| format!("{}:{}", p.label, p.slots))
+        .collect()
 }
 
 /// How a worker process ended.
@@ -167,7 +175,13 @@ pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
     let host = hostname();
     let initial = pools(options.count, &options.queues, options.jobfile.as_ref());
     let slots = initial.iter().map(|p| p.slots).sum();
-    let runner = store.register_worker(std::process::id(), &host, &labels(&initial), slots, now_ms())?;
+    let runner = store.register_worker(
+        std::process::id(),
+        &host,
+        &labels(&initial),
+        slots,
+        now_ms(),
+    )?;
     let signals = SignalWatch::start(options.ignore_hangup)?;
     let mut supervisor = Supervisor {
         options,
@@ -242,7 +256,9 @@ impl Supervisor<'_> {
         let mut next_counts = Instant::now();
         let mut counts_dirty = true;
         loop {
-            if self.shared.busy.load(Ordering::SeqCst) >= self.active_slots() && self.active_slots() > 0 {
+            if self.shared.busy.load(Ordering::SeqCst) >= self.active_slots()
+                && self.active_slots() > 0
+            {
                 thread::sleep(BUSY_TICK);
             }
             let timeout = if rechecks > 0 {
@@ -338,22 +354,39 @@ impl Supervisor<'_> {
             .as_ref()
             .map_or(DEFAULT_LOG_MAX_BYTES, |j| j.settings.log_max_bytes);
         for pool in &pools {
-            let handle = self.pools.entry(pool.label.clone()).or_insert_with(|| PoolHandle {
-                config: Arc::new(PoolConfig {
-                    runner: self.runner,
-                    queues: RwLock::new(pool.queues.clone()),
-                    lease: LEASE,
-                    logs_dir: logs_dir(&self.options.db),
-                    log_max_bytes: AtomicU64::new(log_max_bytes),
-                }),
-                slots: Vec::new(),
-            });
-            *handle.config.queues.write().unwrap_or_else(|p| p.into_inner()) = pool.queues.clone();
-            handle.config.log_max_bytes.store(log_max_bytes, Ordering::Relaxed);
+            let handle = self
+                .pools
+                .entry(pool.label.clone())
+                .or_insert_with(|| PoolHandle {
+                    config: Arc::new(PoolConfig {
+                        runner: self.runner,
+                        queues: RwLock::new(pool.queues.clone()),
+                        lease: LEASE,
+                        logs_dir: logs_dir(&self.options.db),
+                        log_max_bytes: AtomicU64::new(log_max_bytes),
+                    }),
+                    slots: Vec::new(),
+                });
+            *handle
+                .config
+                .queues
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = pool.queues.clone();
+            handle
+                .config
+                .log_max_bytes
+                .store(log_max_bytes, Ordering::Relaxed);
         }
         for (label, handle) in &mut self.pools {
-            let want = pools.iter().find(|p| &p.label == label).map_or(0, |p| p.slots as usize);
-            let active: Vec<&SlotHandle> = handle.slots.iter().filter(|s| !s.state.is_retired()).collect();
+            let want = pools
+                .iter()
+                .find(|p| &p.label == label)
+                .map_or(0, |p| p.slots as usize);
+            let active: Vec<&SlotHandle> = handle
+                .slots
+                .iter()
+                .filter(|s| !s.state.is_retired())
+                .collect();
             if active.len() > want {
                 let mut extra = active.len() - want;
                 // Idle slots first, so scaling down never waits on a job.
@@ -369,12 +402,18 @@ impl Supervisor<'_> {
             for _ in active.len()..want {
                 let state = Arc::new(SlotState::default());
                 let slot_store = Store::open(&self.options.db, Durability::Normal)?;
-                let (config, shared, events) = (handle.config.clone(), self.shared.clone(), self.events.clone());
+                let (config, shared, events) = (
+                    handle.config.clone(),
+                    self.shared.clone(),
+                    self.events.clone(),
+                );
                 let slot_state = state.clone();
                 let index = handle.slots.len();
                 let thread = thread::Builder::new()
                     .name(format!("{label}-{index}"))
-                    .spawn(move || worker::run_slot(index, slot_store, &config, &slot_state, &shared, &events))
+                    .spawn(move || {
+                        worker::run_slot(index, slot_store, &config, &slot_state, &shared, &events)
+                    })
                     .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
                 handle.slots.push(SlotHandle { state, thread });
             }
@@ -392,20 +431,24 @@ impl Supervisor<'_> {
         let mode = self.shared.mode();
         let mut failed = None;
         for handle in self.pools.values_mut() {
-            let (done, running): (Vec<_>, Vec<_>) = handle.slots.drain(..).partition(|s| s.thread.is_finished());
+            let (done, running): (Vec<_>, Vec<_>) =
+                handle.slots.drain(..).partition(|s| s.thread.is_finished());
             handle.slots = running;
             for slot in done {
                 let expected = slot.state.is_retired() || mode != MODE_RUN;
                 match slot.thread.join() {
                     Ok(Ok(())) if expected => {}
-                    Ok(Ok(())) => failed = Some(Error::Internal("a worker slot ended unexpectedly".into())),
+                    Ok(Ok(())) => {
+                        failed = Some(Error::Internal("a worker slot ended unexpectedly".into()))
+                    }
                     Ok(Err(e)) => failed = Some(e),
                     Err(_) => failed = Some(Error::Internal("a worker thread panicked".into())),
                 }
             }
         }
         let desired: Vec<&String> = self.desired.iter().map(|p| &p.label).collect();
-        self.pools.retain(|label, handle| !handle.slots.is_empty() || desired.contains(&label));
+        self.pools
+            .retain(|label, handle| !handle.slots.is_empty() || desired.contains(&label));
         if let Some(error) = failed {
             self.fatal.get_or_insert(error);
             self.stop(MODE_FORCE, "a worker slot failed");
@@ -435,7 +478,11 @@ impl Supervisor<'_> {
         let received = self.signals.count();
         if received > self.seen_signals {
             self.seen_signals = received;
-            let mode = if received >= 2 { MODE_FORCE } else { MODE_DRAIN };
+            let mode = if received >= 2 {
+                MODE_FORCE
+            } else {
+                MODE_DRAIN
+            };
             let reason = format!("received {}", self.signals.name());
             self.stop(mode, &reason);
         }
@@ -460,15 +507,26 @@ impl Supervisor<'_> {
 
     fn heartbeat(&mut self, store: &mut Store, prune: bool) -> Result<()> {
         let now = now_ms();
-        match store.heartbeat(self.runner, now + as_millis_i64(LEASE), now)?.as_deref() {
+        match store
+            .heartbeat(self.runner, now + as_millis_i64(LEASE), now)?
+            .as_deref()
+        {
             Some("force") => self.stop(MODE_FORCE, "worker stop --force"),
             Some(_) => self.stop(MODE_DRAIN, "worker stop"),
             None => {}
         }
         self.reclaim(store)?;
         let dir = logs_dir(&self.options.db);
-        remove_logs(&dir, &store.cap_dlq(DLQ_MAX_JOBS, as_millis_i64(DLQ_MAX_AGE), now)?);
-        if let Some(keep) = self.jobfile.as_ref().map(|j| j.settings.keep_finished).filter(|_| prune) {
+        remove_logs(
+            &dir,
+            &store.cap_dlq(DLQ_MAX_JOBS, as_millis_i64(DLQ_MAX_AGE), now)?,
+        );
+        if let Some(keep) = self
+            .jobfile
+            .as_ref()
+            .map(|j| j.settings.keep_finished)
+            .filter(|_| prune)
+        {
             let states = [JobState::Completed, JobState::Cancelled];
             remove_logs(&dir, &store.prune(&states, now - as_millis_i64(keep))?);
         }
@@ -500,7 +558,11 @@ impl Supervisor<'_> {
         }
         let new = pools(self.options.count, &self.options.queues, Some(&jobfile));
         for pool in &new {
-            let old = self.desired.iter().find(|p| p.label == pool.label).map_or(0, |p| p.slots);
+            let old = self
+                .desired
+                .iter()
+                .find(|p| p.label == pool.label)
+                .map_or(0, |p| p.slots);
             if old != pool.slots {
                 let _ = self.events.send(Event::Resized {
                     pool: pool.label.clone(),
@@ -561,7 +623,10 @@ pub fn pid_alive(pid: u32) -> bool {
 /// This machine's name, to tell local workers (whose pids can be checked)
 /// from remote ones.
 pub fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Counts SIGINT/SIGTERM on a background thread.
@@ -577,8 +642,8 @@ impl SignalWatch {
         if ignore_hangup {
             wanted.push(SIGHUP);
         }
-        let mut signals =
-            Signals::new(&wanted).map_err(|e| Error::Internal(format!("cannot install signal handlers: {e}")))?;
+        let mut signals = Signals::new(&wanted)
+            .map_err(|e| Error::Internal(format!("cannot install signal handlers: {e}")))?;
         let handle = signals.handle();
         let count = Arc::new(AtomicUsize::new(0));
         let last = Arc::new(AtomicI32::new(0));
@@ -595,7 +660,11 @@ impl SignalWatch {
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start the signal thread: {e}")))?;
-        Ok(SignalWatch { count, last, handle })
+        Ok(SignalWatch {
+            count,
+            last,
+            handle,
+        })
     }
 
     fn count(&self) -> usize {
@@ -624,7 +693,8 @@ mod tests {
     use super::*;
 
     fn jobfile(text: &str) -> Jobfile {
-        crate::jobfile::parse(text, std::path::Path::new("q.toml")).unwrap_or_else(|d| panic!("{d}"))
+        crate::jobfile::parse(text, std::path::Path::new("q.toml"))
+            .unwrap_or_else(|d| panic!("{d}"))
     }
 
     #[test]
@@ -633,19 +703,38 @@ mod tests {
         assert_eq!(
             pools(None, &[], Some(&file)),
             vec![
-                Pool { label: "default".into(), queues: QueueFilter::Except(vec!["deploy".into()]), slots: 3 },
-                Pool { label: "deploy".into(), queues: QueueFilter::Only(vec!["deploy".into()]), slots: 1 },
+                Pool {
+                    label: "default".into(),
+                    queues: QueueFilter::Except(vec!["deploy".into()]),
+                    slots: 3
+                },
+                Pool {
+                    label: "deploy".into(),
+                    queues: QueueFilter::Only(vec!["deploy".into()]),
+                    slots: 1
+                },
             ]
         );
         assert_eq!(
             pools(Some(5), &[], Some(&file)),
-            vec![Pool { label: "*".into(), queues: QueueFilter::Any, slots: 5 }]
+            vec![Pool {
+                label: "*".into(),
+                queues: QueueFilter::Any,
+                slots: 5
+            }]
         );
         assert_eq!(
             pools(None, &["deploy".into()], Some(&file)),
-            vec![Pool { label: "deploy".into(), queues: QueueFilter::Only(vec!["deploy".into()]), slots: 1 }]
+            vec![Pool {
+                label: "deploy".into(),
+                queues: QueueFilter::Only(vec!["deploy".into()]),
+                slots: 1
+            }]
         );
-        assert_eq!(served(&pools(None, &["deploy".into()], Some(&file))), QueueFilter::Only(vec!["deploy".into()]));
+        assert_eq!(
+            served(&pools(None, &["deploy".into()], Some(&file))),
+            QueueFilter::Only(vec!["deploy".into()])
+        );
         assert_eq!(served(&pools(None, &[], Some(&file))), QueueFilter::Any);
     }
 }

@@ -23,13 +23,18 @@ pub struct JobfileWatch {
 
 impl std::fmt::Debug for JobfileWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobfileWatch").field("name", &self.name).finish()
+        f.debug_struct("JobfileWatch")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 impl JobfileWatch {
     pub fn new(jobfile: &Path) -> notify_debouncer_full::notify::Result<JobfileWatch> {
-        let dir = jobfile.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = jobfile
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let (sender, events) = channel();
         let mut debouncer = new_debouncer(JOBFILE_DEBOUNCE, None, sender)?;
         debouncer.watch(dir, RecursiveMode::NonRecursive)?;
@@ -45,7 +50,11 @@ impl JobfileWatch {
         let mut changed = false;
         while let Ok(result) = self.events.try_recv() {
             for event in result.into_iter().flatten() {
-                if event.paths.iter().any(|p| p.file_name() == Some(self.name.as_os_str())) {
+                if event
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name() == Some(self.name.as_os_str()))
+                {
                     changed = true;
                 }
             }

@@ -100,7 +100,10 @@ pub struct SlotState {
 impl SlotState {
     /// The job this slot is running, if any.
     pub fn current(&self) -> Option<String> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_current(&self, id: Option<&str>) {
@@ -153,7 +156,9 @@ pub fn run_slot(
         };
         let claiming = shared.mode() == MODE_RUN && !state.is_retired();
         match finish {
-            Some(finish) => store.finish(finish, claiming.then_some(args)).map(|(_, next)| next),
+            Some(finish) => store
+                .finish(finish, claiming.then_some(args))
+                .map(|(_, next)| next),
             None => store.claim(args),
         }
     };
@@ -172,7 +177,11 @@ pub fn run_slot(
                 Some(job) => job,
                 None => {
                     let now = now_ms();
-                    let queues = config.queues.read().unwrap_or_else(|p| p.into_inner()).clone();
+                    let queues = config
+                        .queues
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
                     // A job due later: wake for it. A job due now that could
                     // not be claimed waits for a dependency, which only a
                     // commit (and so a wake-up) can change.
@@ -192,6 +201,7 @@ pub fn run_slot(
         let _ = events.send(Event::Started {
             slot,
             id: job.id.clone(),
+            definition: job.definition.clone(),
             command: job.command.clone(),
             queue: job.queue.clone(),
             attempt: job.attempts,
@@ -230,9 +240,28 @@ pub fn run_slot(
             duration: exit.duration,
             retry_at: ended.run_at.filter(|_| ended.state == JobState::Failed),
             error: ended.error,
+            output_tail: (ended.state == JobState::Dead)
+                .then(|| tail(&log_path(&config.logs_dir, &job.id, job.run), OUTPUT_TAIL)),
         });
         next = claimed;
     }
+}
+
+/// How much of a dead job's output its event carries.
+const OUTPUT_TAIL: u64 = 4096;
+
+/// The last `max` bytes of a file (lossy UTF-8), or nothing.
+fn tail(path: &std::path::Path, max: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut buf = Vec::new();
+    if file.seek(SeekFrom::Start(len.saturating_sub(max))).is_ok() {
+        let _ = file.take(max).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Resolves the job's environment and runs it.

@@ -8,5 +8,6 @@ mod integration {
     mod enqueue;
     mod jobfile;
     mod lifecycle;
+    mod run;
     mod workers;
 }

@@ -10,6 +10,7 @@ mod list;
 mod logs;
 mod plan;
 mod prune;
+mod run;
 mod show;
 mod status;
 mod validate;
@@ -33,6 +34,7 @@ pub fn dispatch(context: &Context, command: Command) -> Result<u8> {
             Ok(crate::error::EXIT_OK)
         }
         Command::Config(command) => config::run(context, command),
+        Command::Run(args) => run::run(context, &args),
         Command::Enqueue(args) => enqueue::run(context, args),
         Command::Status => status::run(context),
         Command::List(args) => list::run(context, &args),

@@ -7,17 +7,16 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::cli::{WorkerCommand, WorkerStartArgs, WorkerStopArgs};
 use crate::clock::{now_ms, relative};
 use crate::context::Context;
 use crate::duration;
-use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Error, Result};
+use crate::error::{EXIT_OK, Error, Result};
 use crate::exec::KILL_GRACE;
 use crate::output::{Painter, cell, print_json, print_out, table};
-use crate::progress::{self, Style};
+use crate::progress::Style;
 use crate::runtime::{self, Options, hostname, pid_alive, pools};
 use crate::store::{Store, WorkerInfo};
 
@@ -61,33 +60,23 @@ fn options(context: &Context, args: &WorkerStartArgs) -> Result<Options> {
 /// Runs the pool here, printing its events, until it is stopped.
 fn foreground(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
     let options = options(context, args)?;
-    let style = if context.json {
-        Style::Json
-    } else if context.quiet {
-        Style::Quiet
-    } else {
-        Style::Plain(Painter {
-            enabled: context.color,
-        })
+    let style = match (context.json, context.quiet) {
+        (true, _) => Style::Json,
+        (_, true) => Style::Quiet,
+        _ => Style::Plain {
+            painter: Painter {
+                enabled: context.color,
+            },
+            github: false,
+        },
     };
-    let (sender, receiver) = mpsc::channel();
-    let reporter = std::thread::spawn(move || progress::report(receiver, style));
-    let result = runtime::supervise(&options, &sender);
-    drop(sender);
-    let _ = reporter.join();
-    let summary = result?;
-    if !context.json && !context.quiet && options.until_idle {
-        print_out(&format!(
-            "{} completed, {} dead\n",
-            summary.completed, summary.dead
-        ))?;
+    let (summary, record) = super::run::with_reporter(&options, style)?;
+    if options.until_idle && matches!(style, Style::Plain { .. }) {
+        print_out(&record.summary_table(Painter {
+            enabled: context.color,
+        }))?;
     }
-    Ok(match summary.signal {
-        Some(signal) if signal == signal_hook::consts::SIGINT => EXIT_SIGINT,
-        Some(_) => EXIT_SIGTERM,
-        None if summary.dead > 0 && options.until_idle => EXIT_JOBS_FAILED,
-        None => EXIT_OK,
-    })
+    Ok(super::run::exit_code(&summary, options.until_idle))
 }
 
 /// Starts `queuectl worker start --detached` in the background, its output

@@ -532,7 +532,7 @@ fn claim_in(conn: &Connection, args: ClaimArgs<'_>) -> Result<Option<Claimed>> {
          (SELECT 1 FROM json_each(c.after_deps) d WHERE {LATEST_STATE} IS NOT 'completed')) \
          ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1) \
          RETURNING id, command, queue, attempts, runs, max_retries, backoff_base, max_delay_ms, \
-         jitter, no_retry_codes, timeout_ms, env, cwd"
+         jitter, no_retry_codes, timeout_ms, env, cwd, definition"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let row_to_claimed = |row: &Row<'_>| -> rusqlite::Result<Claimed> {
@@ -552,6 +552,7 @@ fn claim_in(conn: &Connection, args: ClaimArgs<'_>) -> Result<Option<Claimed>> {
             timeout_ms: row.get(10)?,
             env: from_json(row, 11)?,
             cwd: row.get(12)?,
+            definition: row.get(13)?,
         })
     };
     let claimed = match queue_value {

@@ -111,24 +111,49 @@ impl Env {
 
     /// Starts `queuectl worker start --foreground ARGS`; stopped on drop.
     pub fn worker(&self, args: &[&str]) -> Worker {
+        self.spawn(&[&["worker", "start", "--foreground"], args].concat())
+    }
+
+    /// Starts `queuectl ARGS` in the background, its stdout and stderr in
+    /// a file that [`Worker::output`] reads while it runs; killed on drop.
+    pub fn spawn(&self, args: &[&str]) -> Worker {
+        self.spawn_with(args, &[])
+    }
+
+    /// [`Env::spawn`] with extra environment variables.
+    pub fn spawn_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Worker {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let log = self.file(&format!(
+            "proc-{}.log",
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let out = std::fs::File::create(&log).expect("a log file");
+        let err = out.try_clone().expect("a log file");
         let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("queuectl"))
             .current_dir(self.path())
             .env_remove("QUEUECTL_DB")
+            .env_remove("QUEUECTL_FILE")
+            .env_remove("GITHUB_ACTIONS")
             .env("NO_COLOR", "1")
-            .args(["worker", "start", "--foreground"])
+            .envs(vars.iter().copied())
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
             .spawn()
-            .expect("start a worker");
-        Worker { child: Some(child) }
+            .expect("start queuectl");
+        Worker {
+            child: Some(child),
+            log,
+        }
     }
 }
 
-/// A worker process started by a test; killed when dropped.
+/// A queuectl process started by a test; killed when dropped.
 pub struct Worker {
     child: Option<Child>,
+    log: PathBuf,
 }
 
 impl Worker {
@@ -145,7 +170,19 @@ impl Worker {
         assert!(status.success());
     }
 
-    /// Waits for the worker to exit; returns its exit code and output.
+    /// What it printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until its output contains `text`.
+    pub fn wait_for_output(&self, text: &str) {
+        wait_until(&format!("the output shows {text:?}"), || {
+            self.output().contains(text)
+        });
+    }
+
+    /// Waits for the process to exit; returns its exit code and output.
     pub fn wait(mut self) -> (Option<i32>, String) {
         let child = self.child.take().expect("a running worker");
         let deadline = Instant::now() + TIMEOUT;
@@ -160,12 +197,8 @@ impl Worker {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let out = child.wait_with_output().expect("worker output");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        let status = child.wait().expect("the exit status");
+        (status.code(), self.output())
     }
 }
 
