@@ -72,7 +72,7 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| database_error(path, e))?;
+        .map_err(|e| sqlite_error(path, e))?;
         Store::setup(conn, path, durability)
     }
 
@@ -82,7 +82,7 @@ impl Store {
         if path.exists() {
             return Store::open(path, Durability::Normal);
         }
-        let conn = Connection::open_in_memory().map_err(|e| database_error(path, e))?;
+        let conn = Connection::open_in_memory().map_err(|e| sqlite_error(path, e))?;
         Store::setup(conn, path, Durability::Normal)
     }
 
@@ -91,8 +91,19 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         };
-        store.configure(durability).map_err(|e| store.tag(e))?;
-        Ok(store)
+        // Switching a new database to WAL while another process creates it
+        // can fail with SQLITE_BUSY at once, without the busy handler
+        // (SQLite's deadlock avoidance on a lock upgrade): try again, for
+        // as long as the busy timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match store.configure(durability) {
+                Err(Error::Sqlite(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result => return result.map(|()| store).map_err(|e| database_error(path, e)),
+            }
+        }
     }
 
     fn configure(&mut self, durability: Durability) -> Result<()> {
@@ -182,16 +193,29 @@ impl Store {
 
     /// Names this database in a raw SQLite error.
     fn tag(&self, error: Error) -> Error {
-        match error {
-            Error::Sqlite(e) => database_error(&self.path, e),
-            other => other,
-        }
+        database_error(&self.path, error)
+    }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Names the database in an error from it (raw SQLite errors get a message
+/// and, where the cause is known, the fix).
+fn database_error(path: &Path, error: Error) -> Error {
+    match error {
+        Error::Sqlite(e) => sqlite_error(path, e),
+        other => other,
     }
 }
 
 /// Turns a SQLite failure into an error that names the file and, where the
 /// cause is known, the fix.
-fn database_error(path: &Path, error: rusqlite::Error) -> Error {
+fn sqlite_error(path: &Path, error: rusqlite::Error) -> Error {
     let code = error.sqlite_error_code();
     let (message, hint) = match code {
         Some(ErrorCode::NotADatabase) => (
@@ -201,11 +225,11 @@ fn database_error(path: &Path, error: rusqlite::Error) -> Error {
             ),
         ),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => (
-            format!(
-                "the database is locked (waited {}s for another process)",
+            "the database is locked by another process".to_string(),
+            Some(format!(
+                "another program held a write lock on it for longer than {}s; retry when it is done",
                 BUSY_TIMEOUT.as_secs()
-            ),
-            Some("another program holds a long write lock on it; retry when it is done".into()),
+            )),
         ),
         Some(ErrorCode::DatabaseCorrupt) => (
             "the database file is corrupt".to_string(),

@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use super::harness::Env;
+use super::harness::{Env, SpawnExt};
 
 #[test]
 fn a_plain_command_gets_a_generated_id() {
@@ -221,4 +221,32 @@ fn dlq_remove_asks_unless_told() {
         .success()
         .stdout(format!("removed {id}\n"));
     env.cmd(["show", &id]).assert().code(2);
+}
+
+#[test]
+fn many_processes_creating_the_database_at_once_all_succeed() {
+    // SQLite can refuse the switch to WAL at once (no busy wait) when
+    // another process creates the same database: every open must retry.
+    for _ in 0..20 {
+        let env = Env::new();
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let args: &[&str] = if i % 2 == 0 {
+                    &["enqueue", "true"]
+                } else {
+                    &["list"]
+                };
+                env.cmd(args).assert_child()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("a process");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(env.states().len(), 4);
+    }
 }

@@ -231,3 +231,30 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Starting an assert_cmd command without waiting for it.
+pub trait SpawnExt {
+    fn assert_child(&mut self) -> Child;
+}
+
+impl SpawnExt for Command {
+    fn assert_child(&mut self) -> Child {
+        let mut std_cmd = std::process::Command::new(self.get_program());
+        std_cmd.args(self.get_args());
+        if let Some(dir) = self.get_current_dir() {
+            std_cmd.current_dir(dir);
+        }
+        for (key, value) in self.get_envs() {
+            match value {
+                Some(value) => std_cmd.env(key, value),
+                None => std_cmd.env_remove(key),
+            };
+        }
+        std_cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start queuectl")
+    }
+}
