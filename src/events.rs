@@ -32,6 +32,7 @@ pub enum Event {
     Finished {
         slot: usize,
         id: String,
+        definition: Option<String>,
         attempt: u32,
         outcome: AttemptOutcome,
         state: JobState,

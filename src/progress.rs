@@ -240,6 +240,7 @@ pub fn plain_line(event: &Event, painter: Painter) -> Option<String> {
         }
         Event::Finished {
             id,
+            definition,
             attempt,
             outcome,
             state,
@@ -248,31 +249,37 @@ pub fn plain_line(event: &Event, painter: Painter) -> Option<String> {
             retry_at,
             error,
             ..
-        } => match (outcome, state) {
-            (AttemptOutcome::Completed, _) => {
-                format!("{} {id}  {}", tag("done", GREEN), short(*duration))
+        } => {
+            let id = &match definition {
+                Some(name) => format!("{name} ({id})"),
+                None => id.clone(),
+            };
+            match (outcome, state) {
+                (AttemptOutcome::Completed, _) => {
+                    format!("{} {id}  {}", tag("done", GREEN), short(*duration))
+                }
+                (AttemptOutcome::Interrupted, _) => {
+                    format!("{} {id}  returned to the queue", tag("stopped", YELLOW))
+                }
+                (AttemptOutcome::Cancelled, _) => format!("{} {id}", tag("cancelled", DIM)),
+                (_, JobState::Dead) => format!(
+                    "{} {id}  {} after {attempt} attempt(s)",
+                    tag("dead", RED.bold()),
+                    what_failed(*exit_code, error.as_deref())
+                ),
+                _ => {
+                    let retry = retry_at
+                        .map(|at| format!(", retry {}", clock::relative(at, clock::now_ms())))
+                        .unwrap_or_default();
+                    format!(
+                        "{} {id}  {} in {}{retry}",
+                        tag("failed", YELLOW),
+                        what_failed(*exit_code, error.as_deref()),
+                        short(*duration)
+                    )
+                }
             }
-            (AttemptOutcome::Interrupted, _) => {
-                format!("{} {id}  returned to the queue", tag("stopped", YELLOW))
-            }
-            (AttemptOutcome::Cancelled, _) => format!("{} {id}", tag("cancelled", DIM)),
-            (_, JobState::Dead) => format!(
-                "{} {id}  {} after {attempt} attempt(s)",
-                tag("dead", RED.bold()),
-                what_failed(*exit_code, error.as_deref())
-            ),
-            _ => {
-                let retry = retry_at
-                    .map(|at| format!(", retry {}", clock::relative(at, clock::now_ms())))
-                    .unwrap_or_default();
-                format!(
-                    "{} {id}  {} in {}{retry}",
-                    tag("failed", YELLOW),
-                    what_failed(*exit_code, error.as_deref()),
-                    short(*duration)
-                )
-            }
-        },
+        }
         Event::Reclaimed { id, dead, worker } => {
             let then = if *dead { "dead" } else { "will retry" };
             format!("{} {id}  from {worker}; {then}", tag("reclaim", YELLOW))
@@ -340,6 +347,7 @@ mod tests {
         send(Event::Finished {
             slot: 0,
             id: "j2".into(),
+            definition: None,
             attempt: 1,
             outcome: AttemptOutcome::Failed,
             state: JobState::Dead,
@@ -380,6 +388,7 @@ mod tests {
         let dead = Event::Finished {
             slot: 0,
             id: "j9".into(),
+            definition: Some("deploy".into()),
             attempt: 2,
             outcome: AttemptOutcome::Failed,
             state: JobState::Dead,
@@ -391,6 +400,11 @@ mod tests {
         };
         record.record(&dead);
         let mut errors = 0;
+        let line = plain_line(&dead, Painter { enabled: false }).unwrap_or_default();
+        assert_eq!(
+            line,
+            "dead      deploy (j9)  exit code 1 after 2 attempt(s)"
+        );
         let text = github_wrap(&dead, "dead j9".into(), &record, &mut errors);
         assert_eq!(
             text,

@@ -263,6 +263,7 @@ mod tests {
         Event::Finished {
             slot: 0,
             id: id.into(),
+            definition: Some("x".into()),
             attempt: 1,
             outcome,
             state,

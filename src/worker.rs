@@ -233,6 +233,7 @@ pub fn run_slot(
         let _ = events.send(Event::Finished {
             slot,
             id: job.id.clone(),
+            definition: job.definition.clone(),
             attempt: job.attempts,
             outcome: ended.outcome,
             state: ended.state,

@@ -77,15 +77,15 @@ fn until_idle_in_ci_exits_1_with_a_summary_and_junit() {
 Plan: 3 to enqueue, 0 to update, 0 to cancel.
 worker pid PID ready: 1 slot(s), default:1
 start     ok  attempt 1/4  ok: echo fine
-done      ok  <t>
+done      ok (ok)  <t>
 start     flaky  attempt 1/3  flaky: test -f tried || { touch tried; echo first try fa…
-failed    flaky  exit code 1 in <t> retry in <t>
+failed    flaky (flaky)  exit code 1 in <t> retry in <t>
 start     broken  attempt 1/2  broken: echo broken for good; exit 3
-failed    broken  exit code 3 in <t> retry in <t>
+failed    broken (broken)  exit code 3 in <t> retry in <t>
 start     flaky  attempt 2/3  flaky: test -f tried || { touch tried; echo first try fa…
-done      flaky  <t>
+done      flaky (flaky)  <t>
 start     broken  attempt 2/2  broken: echo broken for good; exit 3
-dead      broken  exit code 3 after 2 attempt(s)
+dead      broken (broken)  exit code 3 after 2 attempt(s)
 stopping (the queue is idle): running jobs finish, no new ones start
 JOB     STATE              ATTEMPTS  EXIT  TIME
 ok      completed          1         0     <t>
@@ -196,7 +196,7 @@ fn github_actions_get_groups_errors_and_a_step_summary() {
         .unwrap_or_default()
         .to_string();
     assert!(output.contains(&format!(
-        "::group::dead      {id}  exit code 7 after 1 attempt(s)\ncannot reach host\n::endgroup::\n::error title=deploy is dead::deploy ({id}): exit code 7"
+        "::group::dead      deploy ({id})  exit code 7 after 1 attempt(s)\ncannot reach host\n::endgroup::\n::error title=deploy is dead::deploy ({id}): exit code 7"
     )), "{output}");
     let markdown = env.read("summary.md");
     assert!(
