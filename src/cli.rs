@@ -232,6 +232,9 @@ pub struct ListArgs {
     /// At most this many jobs
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// List the jobfile's cron schedules and their next ticks instead
+    #[arg(long, conflicts_with_all = ["state", "queue", "job"])]
+    pub scheduled: bool,
 }
 
 #[derive(Debug, Args)]

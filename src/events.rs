@@ -64,6 +64,24 @@ pub enum Event {
     ConfigError { message: String },
     /// A pool's slot count changed with the jobfile.
     Resized { pool: String, from: u32, to: u32 },
+    /// A schedule's tick: its job enqueued, or why not.
+    Ticked {
+        definition: String,
+        /// The tick's nominal time (ms since the epoch).
+        tick: i64,
+        /// A catch-up run for a tick missed while nothing was running.
+        catch_up: bool,
+        id: Option<String>,
+        skipped: Option<String>,
+    },
+    /// Watched paths changed: a job enqueued, merged into a waiting one, or skipped.
+    Triggered {
+        definition: String,
+        paths: Vec<String>,
+        /// `enqueued`, `merged` or `skipped`.
+        outcome: String,
+        id: Option<String>,
+    },
     /// The pool stops claiming; `force` kills running jobs.
     Stopping { force: bool, reason: String },
     /// A recoverable problem.

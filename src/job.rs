@@ -219,6 +219,8 @@ pub struct NewJob {
     pub source_commit: Option<String>,
     /// Definitions whose latest run must have completed first.
     pub after: Vec<String>,
+    /// For a scheduled job: the nominal time of its tick (unique per definition).
+    pub tick_at: Option<i64>,
 }
 
 /// A job as stored.
@@ -251,6 +253,8 @@ pub struct Job {
     pub source_commit: Option<String>,
     pub reason: Option<String>,
     pub after: Vec<String>,
+    /// For a scheduled job: its tick's nominal time.
+    pub tick_at: Option<i64>,
 }
 
 /// What a claimed job needs to run.

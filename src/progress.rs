@@ -298,6 +298,38 @@ pub fn plain_line(event: &Event, painter: Painter) -> Option<String> {
         }
         Event::Warning { message } => format!("{} {message}", tag("warning", YELLOW)),
         Event::Counts { .. } => return None,
+        Event::Triggered {
+            definition,
+            paths,
+            outcome,
+            id,
+        } => {
+            let what = match paths.as_slice() {
+                [one] => one.clone(),
+                many => format!("{} paths", many.len()),
+            };
+            let id = id.as_deref().map(|id| format!(" {id}")).unwrap_or_default();
+            format!(
+                "{} {definition}  {what} changed: {outcome}{id}",
+                tag("change", DIM)
+            )
+        }
+        Event::Ticked {
+            definition,
+            tick,
+            catch_up,
+            id,
+            skipped,
+        } => {
+            let when = clock::local(*tick);
+            let what = match (id, skipped) {
+                (Some(id), _) if *catch_up => format!("enqueued {id} (catch-up for a missed tick)"),
+                (Some(id), _) => format!("enqueued {id}"),
+                (None, Some(why)) => format!("skipped: {why}"),
+                (None, None) => String::new(),
+            };
+            format!("{} {definition}  {when}: {what}", tag("tick", DIM))
+        }
         Event::Applied { plan } => format!("jobfile changed, applied:\n{}", plan.join("\n")),
         Event::ConfigError { message } => format!("{} {message}", tag("error", RED.bold())),
         Event::Resized { pool, from, to } => format!("queue {pool}: {from} -> {to} worker(s)"),

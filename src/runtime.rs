@@ -43,11 +43,12 @@ use crate::duration::as_millis_i64;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::exec::{KILL_GRACE, StopReason};
-use crate::job::JobState;
+use crate::job::{JobState, Origin};
 use crate::jobfile::{DEFAULT_LOG_MAX_BYTES, DEFAULT_QUEUE, Jobfile, jobfile_commit};
-use crate::store::{Durability, QueueFilter, Store, logs_dir};
+use crate::scheduler::Scheduler;
+use crate::store::{Durability, QueueFilter, Store, WatchOutcome, logs_dir};
 use crate::wake::{DbWatch, RECHECK, RECHECKS};
-use crate::watch::JobfileWatch;
+use crate::watch::{JobfileWatch, TriggerWatch};
 use crate::worker::{self, MODE_DRAIN, MODE_FORCE, MODE_RUN, PoolConfig, Shared, SlotState};
 
 /// The longest the supervisor waits without looking around.
@@ -197,7 +198,20 @@ pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
         kill_deadline: None,
         fatal: None,
         seen_signals: 0,
+        scheduler: options
+            .jobfile
+            .as_ref()
+            .filter(|_| options.apply_edits)
+            .and_then(Scheduler::new),
+        triggers: None,
     };
+    if let Some(jobfile) = options
+        .jobfile
+        .as_ref()
+        .filter(|_| options.apply_edits && options.follow_jobfile)
+    {
+        supervisor.triggers = supervisor.watch_triggers(jobfile);
+    }
     let result = supervisor.run(&mut store, initial);
     signals.close();
     let deregistered = store.deregister_worker(runner);
@@ -233,6 +247,10 @@ struct Supervisor<'a> {
     kill_deadline: Option<Instant>,
     fatal: Option<Error>,
     seen_signals: usize,
+    /// The cron schedules, in the `run` that owns the queue.
+    scheduler: Option<Scheduler>,
+    /// The file-watch triggers, likewise (and not with `--no-watch`).
+    triggers: Option<TriggerWatch>,
 }
 
 impl Supervisor<'_> {
@@ -293,6 +311,16 @@ impl Supervisor<'_> {
             }
             if jobfile_watch.as_ref().is_some_and(JobfileWatch::changed) {
                 self.reload(store)?;
+            }
+            self.fire_triggers(store)?;
+            if let Some(scheduler) = self
+                .scheduler
+                .as_mut()
+                .filter(|_| self.shared.mode() == MODE_RUN)
+            {
+                for event in scheduler.step(store, now_ms())? {
+                    let _ = self.events.send(event);
+                }
             }
             if now >= next_heartbeat {
                 next_heartbeat = now + HEARTBEAT;
@@ -571,9 +599,81 @@ impl Supervisor<'_> {
                 });
             }
         }
+        if self.options.apply_edits {
+            self.scheduler = Scheduler::new(&jobfile);
+            self.triggers = self.watch_triggers(&jobfile);
+        }
         self.jobfile = Some(jobfile);
         if self.shared.mode() == MODE_RUN {
             self.resize(store, new)?;
+        }
+        Ok(())
+    }
+
+    /// The watch triggers of `jobfile`; a watch that cannot start is
+    /// reported, not fatal.
+    fn watch_triggers(&self, jobfile: &Jobfile) -> Option<TriggerWatch> {
+        match TriggerWatch::new(jobfile)? {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                let _ = self.events.send(Event::Warning {
+                    message: format!(
+                        "cannot watch `{}` for the jobs' `watch` triggers: {e}",
+                        jobfile.dir.display()
+                    ),
+                });
+                None
+            }
+        }
+    }
+
+    /// Enqueues the jobs of the watch batches whose debounce ended.
+    fn fire_triggers(&mut self, store: &mut Store) -> Result<()> {
+        let (Some(triggers), Some(jobfile)) = (self.triggers.as_mut(), self.jobfile.as_ref())
+        else {
+            return Ok(());
+        };
+        if self.shared.mode() != MODE_RUN {
+            return Ok(());
+        }
+        for batch in triggers.poll(Instant::now()) {
+            let Some(def) = jobfile.jobs.get(&batch.definition) else {
+                continue;
+            };
+            let now = now_ms();
+            let make = |key: &str, value: String| {
+                let mut job = def.new_job(&jobfile.dir, Origin::Watch, None, now);
+                job.env.push((key.to_string(), value));
+                job
+            };
+            let jobs: Vec<_> = if batch.per_file {
+                batch
+                    .paths
+                    .iter()
+                    .map(|p| make("QUEUECTL_PATH", p.clone()))
+                    .collect()
+            } else {
+                vec![make("QUEUECTL_CHANGED", batch.paths.join("\n"))]
+            };
+            let outcomes = store.watch_enqueue(&jobs, batch.per_file, batch.on_busy, now)?;
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                let paths = if batch.per_file {
+                    vec![batch.paths[i].clone()]
+                } else {
+                    batch.paths.clone()
+                };
+                let (outcome, id) = match outcome {
+                    WatchOutcome::Enqueued(id) => ("enqueued", Some(id)),
+                    WatchOutcome::Merged(id) => ("merged into", Some(id)),
+                    WatchOutcome::Skipped => ("skipped (a run is going)", None),
+                };
+                let _ = self.events.send(Event::Triggered {
+                    definition: batch.definition.clone(),
+                    paths,
+                    outcome: outcome.into(),
+                    id,
+                });
+            }
         }
         Ok(())
     }

@@ -1,12 +1,18 @@
-//! File watching (notify, debounced). For now, the jobfile that `run`
-//! follows: its directory is watched, not the file, because editors save
-//! by writing a temp file and renaming it over the old one, which ends a
-//! watch on the file itself; events are filtered by name.
+//! File watching (notify, debounced): the jobfile that `run` follows
+//! ([`JobfileWatch`]), and the `watch` triggers of job definitions
+//! ([`TriggerWatch`]). Directories are watched, not files, because editors
+//! save by writing a temp file and renaming it over the old one, which ends
+//! a watch on the file itself; events are filtered by name or glob.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::jobfile::{Jobfile, OnBusy, Trigger};
 
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
@@ -60,5 +66,285 @@ impl JobfileWatch {
             }
         }
         changed
+    }
+}
+
+/// Directories never watched: their writes would trigger endlessly.
+const ALWAYS_IGNORED: [&str; 3] = [".git", "target", ".queuectl"];
+
+/// Raw events are gathered this long before the per-job debounce.
+const TRIGGER_DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// A watched definition.
+#[derive(Debug)]
+struct WatchedJob {
+    name: String,
+    paths: GlobSet,
+    ignore: GlobSet,
+    debounce: Duration,
+    per_file: bool,
+    on_busy: OnBusy,
+}
+
+/// Changes of a definition's watched paths, debounced into one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub definition: String,
+    /// Relative to the jobfile's directory, sorted.
+    pub paths: Vec<String>,
+    pub per_file: bool,
+    pub on_busy: OnBusy,
+}
+
+/// The `watch` triggers of a jobfile: one recursive watch on its directory,
+/// events matched to definitions by glob, then debounced per definition.
+pub struct TriggerWatch {
+    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    events: Receiver<DebounceEventResult>,
+    root: PathBuf,
+    jobs: Vec<WatchedJob>,
+    batcher: Batcher,
+}
+
+impl std::fmt::Debug for TriggerWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriggerWatch")
+            .field("root", &self.root)
+            .field("jobs", &self.jobs)
+            .finish()
+    }
+}
+
+impl TriggerWatch {
+    /// Watches for the `watch` definitions of `jobfile`; `None` when it has none.
+    pub fn new(jobfile: &Jobfile) -> Option<notify_debouncer_full::notify::Result<TriggerWatch>> {
+        let jobs: Vec<WatchedJob> = jobfile
+            .jobs
+            .values()
+            .filter_map(|def| match &def.trigger {
+                Trigger::Watch(w) => Some(WatchedJob {
+                    name: def.name.clone(),
+                    paths: glob_set(&w.paths),
+                    ignore: glob_set(&w.ignore),
+                    debounce: w.debounce,
+                    per_file: w.per_file,
+                    on_busy: w.on_busy,
+                }),
+                _ => None,
+            })
+            .collect();
+        if jobs.is_empty() {
+            return None;
+        }
+        let root = if jobfile.dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            jobfile.dir.clone()
+        };
+        let root = root.canonicalize().unwrap_or(root);
+        Some((|| {
+            let (sender, events) = channel();
+            let mut debouncer = new_debouncer(TRIGGER_DEBOUNCE, None, sender)?;
+            debouncer.watch(&root, RecursiveMode::Recursive)?;
+            Ok(TriggerWatch {
+                _debouncer: debouncer,
+                events,
+                root,
+                jobs,
+                batcher: Batcher::default(),
+            })
+        })())
+    }
+
+    /// The batches whose debounce ended by `now`.
+    pub fn poll(&mut self, now: Instant) -> Vec<Batch> {
+        while let Ok(result) = self.events.try_recv() {
+            for event in result.into_iter().flatten() {
+                if event.kind.is_access() {
+                    continue;
+                }
+                for path in &event.paths {
+                    // Files written into a new directory before its watch
+                    // was added raise no event of their own: look inside.
+                    let mut paths = vec![path.clone()];
+                    if event.kind.is_create() && path.is_dir() {
+                        walk(path, &mut paths, SCAN_LIMIT);
+                    }
+                    for path in paths {
+                        let Some(relative) = relative_path(&self.root, &path) else {
+                            continue;
+                        };
+                        for job in &self.jobs {
+                            if job.paths.is_match(&relative) && !job.ignore.is_match(&relative) {
+                                self.batcher.add(&job.name, relative.clone(), now);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let debounce = |name: &str| {
+            self.jobs
+                .iter()
+                .find(|j| j.name == name)
+                .map_or(Duration::ZERO, |j| j.debounce)
+        };
+        self.batcher
+            .due(now, debounce)
+            .into_iter()
+            .filter_map(|(definition, paths)| {
+                let job = self.jobs.iter().find(|j| j.name == definition)?;
+                Some(Batch {
+                    definition,
+                    paths,
+                    per_file: job.per_file,
+                    on_busy: job.on_busy,
+                })
+            })
+            .collect()
+    }
+}
+
+/// At most this many entries are scanned in a new directory.
+const SCAN_LIMIT: usize = 10_000;
+
+/// Adds the files under `dir` to `out`, skipping always-ignored
+/// directories, up to `limit` entries.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, limit: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if out.len() >= limit {
+            return;
+        }
+        let path = entry.path();
+        let name = entry.file_name();
+        if ALWAYS_IGNORED.contains(&name.to_string_lossy().as_ref()) {
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&path, out, limit);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// The path relative to the root, with `/`, unless it is under an
+/// always-ignored directory.
+fn relative_path(root: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(root).ok()?;
+    let mut parts = Vec::new();
+    for part in relative.components() {
+        let part = part.as_os_str().to_string_lossy();
+        if ALWAYS_IGNORED.contains(&part.as_ref()) {
+            return None;
+        }
+        parts.push(part.into_owned());
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Globs as validated by the jobfile (invalid ones cannot reach here).
+fn glob_set(globs: &[String]) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        if let Ok(glob) = Glob::new(glob) {
+            builder.add(glob);
+        }
+    }
+    builder.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+/// Debounce per definition: paths gather until a definition has had no new
+/// change for its debounce (trailing edge), then come out as one batch.
+#[derive(Debug, Default)]
+pub struct Batcher {
+    pending: BTreeMap<String, (BTreeSet<String>, Instant)>,
+}
+
+impl Batcher {
+    pub fn add(&mut self, definition: &str, path: String, now: Instant) {
+        let entry = self
+            .pending
+            .entry(definition.to_string())
+            .or_insert_with(|| (BTreeSet::new(), now));
+        entry.0.insert(path);
+        entry.1 = now;
+    }
+
+    /// The batches quiet for their debounce by `now`, taken out.
+    pub fn due(
+        &mut self,
+        now: Instant,
+        debounce: impl Fn(&str) -> Duration,
+    ) -> Vec<(String, Vec<String>)> {
+        let ready: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(name, (_, last))| now.duration_since(*last) >= debounce(name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        ready
+            .into_iter()
+            .filter_map(|name| {
+                self.pending
+                    .remove(&name)
+                    .map(|(paths, _)| (name, paths.into_iter().collect()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debounce_is_per_definition_and_trailing() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let debounce = |name: &str| Duration::from_millis(if name == "slow" { 300 } else { 100 });
+        let mut batcher = Batcher::default();
+        // 50 quick writes to one file and a few to another: one batch.
+        for i in 0..50 {
+            batcher.add("docs", "a.md".into(), at(i));
+        }
+        batcher.add("docs", "b.md".into(), at(60));
+        batcher.add("slow", "x".into(), at(60));
+        assert_eq!(batcher.due(at(100), debounce), vec![]);
+        assert_eq!(
+            batcher.due(at(160), debounce),
+            vec![(
+                "docs".to_string(),
+                vec!["a.md".to_string(), "b.md".to_string()]
+            )]
+        );
+        assert_eq!(batcher.due(at(200), debounce), vec![]);
+        batcher.add("slow", "y".into(), at(300));
+        assert_eq!(batcher.due(at(500), debounce), vec![]);
+        assert_eq!(
+            batcher.due(at(600), debounce),
+            vec![("slow".to_string(), vec!["x".to_string(), "y".to_string()])]
+        );
+    }
+
+    #[test]
+    fn always_ignored_directories() {
+        let root = Path::new("/repo");
+        assert_eq!(
+            relative_path(root, Path::new("/repo/src/a.rs")).as_deref(),
+            Some("src/a.rs")
+        );
+        for ignored in [
+            "/repo/.git/index",
+            "/repo/target/debug/x",
+            "/repo/.queuectl/queue.db-wal",
+            "/repo/sub/target/x",
+        ] {
+            assert_eq!(relative_path(root, Path::new(ignored)), None, "{ignored}");
+        }
+        assert_eq!(relative_path(root, Path::new("/elsewhere/a")), None);
     }
 }

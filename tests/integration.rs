@@ -9,5 +9,6 @@ mod integration {
     mod jobfile;
     mod lifecycle;
     mod run;
+    mod triggers;
     mod workers;
 }

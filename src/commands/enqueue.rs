@@ -290,6 +290,7 @@ fn plain_job(command: &str, defaults: &Defaults) -> Result<NewJob> {
         spec_hash: None,
         source_commit: None,
         after: Vec::new(),
+        tick_at: None,
     })
 }
 
@@ -522,6 +523,7 @@ fn job_from_json(job: JsonJob, defaults: &Defaults) -> Result<NewJob> {
         spec_hash: None,
         source_commit: None,
         after: Vec::new(),
+        tick_at: None,
     })
 }
 

@@ -9,6 +9,17 @@ use crate::output::{Cell, Painter, cell, print_json, print_out, state_style, tab
 use crate::store::JobFilter;
 
 pub fn run(context: &Context, args: &ListArgs) -> Result<u8> {
+    if args.scheduled {
+        let views = super::status::schedules(context, &context.store_read()?)?;
+        if context.json {
+            print_json(&views)?;
+        } else if views.is_empty() {
+            print_out("no schedules\n")?;
+        } else {
+            print_out(&super::status::render_schedules(&views, now_ms()))?;
+        }
+        return Ok(EXIT_OK);
+    }
     let filter = JobFilter {
         state: args
             .state

@@ -9,8 +9,10 @@ use crate::context::Context;
 use crate::duration::as_millis_i64;
 use crate::error::{EXIT_OK, Result};
 use crate::job::JobState;
+use crate::jobfile::Trigger;
 use crate::output::{Painter, cell, print_json, print_out, state_style, table};
 use crate::runtime::LEASE;
+use crate::scheduler;
 use crate::store::WorkerInfo;
 
 #[derive(Debug, Serialize)]
@@ -21,6 +23,66 @@ struct Status {
     /// Worker counts the jobfile declares (as of the last apply).
     declared: BTreeMap<String, u32>,
     workers: Vec<WorkerView>,
+    schedules: Vec<ScheduleView>,
+}
+
+/// A schedule of the jobfile and when it fires next.
+#[derive(Debug, Serialize)]
+pub struct ScheduleView {
+    pub definition: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub description: String,
+    /// The next tick (ms since the epoch) and in local time.
+    pub next_tick: Option<i64>,
+    pub next_tick_local: Option<String>,
+    /// The last tick handled by a `run`.
+    pub last_tick: Option<i64>,
+}
+
+/// The schedules of the jobfile, if it has a valid one.
+pub fn schedules(context: &Context, store: &crate::store::Store) -> Result<Vec<ScheduleView>> {
+    let Ok(Some(jobfile)) = context.jobfile() else {
+        return Ok(Vec::new());
+    };
+    let now = jiff::Timestamp::now();
+    let mut views = Vec::new();
+    for def in jobfile.jobs.values() {
+        let Trigger::Schedule(schedule) = &def.trigger else {
+            continue;
+        };
+        let Ok(cron) = scheduler::parse_cron(&schedule.expression) else {
+            continue;
+        };
+        let zone = scheduler::time_zone(schedule.timezone.as_deref());
+        let next = scheduler::next_tick(&cron, &zone, now).map(|t| t.as_millisecond());
+        views.push(ScheduleView {
+            definition: def.name.clone(),
+            schedule: schedule.expression.clone(),
+            timezone: schedule.timezone.clone().unwrap_or_else(|| "local".into()),
+            description: scheduler::describe(&cron),
+            next_tick: next,
+            next_tick_local: next.map(crate::clock::local),
+            last_tick: store.schedule(&def.name)?.map(|s| s.last_tick),
+        });
+    }
+    Ok(views)
+}
+
+/// The schedules as lines, for people.
+pub fn render_schedules(views: &[ScheduleView], now: i64) -> String {
+    let mut text = String::new();
+    for s in views {
+        let next = match (&s.next_tick_local, s.next_tick) {
+            (Some(local), Some(at)) => format!("next {local} ({})", relative(at, now)),
+            _ => "no next tick".into(),
+        };
+        text.push_str(&format!(
+            "  {}  `{}` ({})  {next}  {}\n",
+            s.definition, s.schedule, s.timezone, s.description
+        ));
+    }
+    text
 }
 
 #[derive(Debug, Serialize)]
@@ -62,11 +124,13 @@ pub fn run(context: &Context) -> Result<u8> {
         .iter()
         .map(|s| (s.as_str(), counts.total(*s)))
         .collect();
+    let schedules = schedules(context, &store)?;
     let status = Status {
         queues,
         totals,
         declared,
         workers,
+        schedules,
     };
     if context.json {
         print_json(&status)?;
@@ -142,6 +206,10 @@ fn render(context: &Context, status: &Status, now: i64) -> String {
             worker.state,
             relative(w.heartbeat_at, now)
         ));
+    }
+    if !status.schedules.is_empty() {
+        text.push_str(&format!("\nschedules: {}\n", status.schedules.len()));
+        text.push_str(&render_schedules(&status.schedules, now));
     }
     text
 }

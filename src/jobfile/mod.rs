@@ -157,6 +157,7 @@ impl JobDef {
             spec_hash: Some(self.spec_hash()),
             source_commit: commit.map(str::to_string),
             after: self.after.clone(),
+            tick_at: None,
         }
     }
 }

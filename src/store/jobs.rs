@@ -12,7 +12,7 @@ use crate::retry::RetryPolicy;
 const JOB_COLUMNS: &str = "id, command, definition, origin, queue, priority, state, attempts, \
     runs, max_retries, backoff_base, max_delay_ms, jitter, no_retry_codes, timeout_ms, env, cwd, \
     run_at, created_at, updated_at, started_at, finished_at, exit_code, last_error, spec_hash, \
-    source_commit, reason, after_deps";
+    source_commit, reason, after_deps, tick_at";
 
 /// What `enqueue` inserted.
 #[derive(Debug, Default)]
@@ -456,9 +456,9 @@ pub(super) fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO jobs (id, command, definition, origin, queue, priority, state, \
          max_retries, backoff_base, max_delay_ms, jitter, no_retry_codes, timeout_ms, env, \
-         cwd, run_at, created_at, updated_at, spec_hash, source_commit, after_deps) \
+         cwd, run_at, created_at, updated_at, spec_hash, source_commit, after_deps, tick_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-         ?15, ?16, ?16, ?17, ?18, ?19)",
+         ?15, ?16, ?16, ?17, ?18, ?19, ?20)",
     )?;
     let result = insert.execute(params![
         job.id,
@@ -480,6 +480,7 @@ pub(super) fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
         job.spec_hash,
         job.source_commit,
         deps_json(&job.after),
+        job.tick_at,
     ]);
     match result {
         Ok(_) => Ok(()),
@@ -655,6 +656,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
             .get::<_, Option<String>>(27)?
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default(),
+        tick_at: row.get(28)?,
     })
 }
 

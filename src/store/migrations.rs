@@ -82,4 +82,18 @@ pub const MIGRATIONS: &[&str] = &[
         workers INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 3: cron schedules: one job per tick (the tick is a unique key), and
+    // each schedule's last tick, so a restart neither repeats nor loses one.
+    r#"
+    ALTER TABLE jobs ADD COLUMN tick_at INTEGER;
+    CREATE UNIQUE INDEX jobs_one_per_tick ON jobs (definition, tick_at)
+        WHERE tick_at IS NOT NULL;
+    CREATE TABLE schedules (
+        definition TEXT PRIMARY KEY NOT NULL,
+        expression TEXT NOT NULL,
+        timezone   TEXT NOT NULL,
+        last_tick  INTEGER NOT NULL,
+        checked_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];

@@ -26,6 +26,7 @@
 mod jobs;
 mod migrations;
 mod reconcile;
+mod schedules;
 mod workers;
 
 use std::fs;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
 pub use jobs::{ClaimArgs, Counts, DlqStat, EnqueueOutcome, Finish, JobFilter, QueueFilter};
+pub use schedules::{ScheduleRow, TickOutcome, WatchOutcome};
 pub use workers::{Reclaimed, WorkerInfo};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,174 @@
+//! Triggers through the binary: cron schedules and file watches, with a
+//! real clock and real file system events.
+
+use std::time::Duration;
+
+use predicates::prelude::*;
+
+use super::harness::{Env, wait_until};
+
+fn jobs_of(env: &Env, definition: &str) -> Vec<serde_json::Value> {
+    env.json(&["list", "--job", definition, "--limit", "1000"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_one_second_schedule_runs_every_second() {
+    let env = Env::new();
+    env.write("queuectl.toml", "[jobs.tick]\ncommand = \"echo $QUEUECTL_SCHEDULED_AT >> ticks\"\nschedule = \"* * * * * *\"\n");
+    let run = env.spawn(&["run"]);
+    wait_until("two ticks ran", || env.read("ticks").lines().count() >= 2);
+    run.signal("TERM");
+    let (code, output) = run.wait();
+    assert_eq!(code, Some(143), "{output}");
+    let ticks: Vec<String> = env.read("ticks").lines().map(str::to_string).collect();
+    let mut unique = ticks.clone();
+    unique.dedup();
+    assert_eq!(ticks, unique, "each tick once");
+    for tick in &ticks {
+        assert!(
+            tick.parse::<jiff::Timestamp>().is_ok(),
+            "QUEUECTL_SCHEDULED_AT is RFC 3339: {tick}"
+        );
+    }
+    assert!(output.contains("tick      tick  "), "{output}");
+}
+
+#[test]
+fn a_killed_run_neither_repeats_nor_loses_ticks() {
+    let env = Env::new();
+    env.write(
+        "queuectl.toml",
+        "[jobs.tick]\ncommand = \"true\"\nschedule = \"* * * * * *\"\n",
+    );
+    let first = env.spawn(&["run"]);
+    wait_until("two ticks were enqueued", || {
+        jobs_of(&env, "tick").len() >= 2
+    });
+    first.signal("KILL");
+    let _ = first.wait();
+    let last_before = jobs_of(&env, "tick")
+        .iter()
+        .filter_map(|j| j["tick_at"].as_i64())
+        .max()
+        .unwrap_or(0);
+    // Let ticks go by with no scheduler up: wall time must pass here.
+    std::thread::sleep(Duration::from_millis(2500));
+    let restarted_at = jiff::Timestamp::now().as_millisecond();
+    let second = env.spawn(&["run"]);
+    wait_until("the restarted run ticked", || {
+        jobs_of(&env, "tick")
+            .iter()
+            .filter_map(|j| j["tick_at"].as_i64())
+            .any(|t| t > restarted_at)
+    });
+    second.signal("KILL");
+    let _ = second.wait();
+    let ticks: Vec<i64> = jobs_of(&env, "tick")
+        .iter()
+        .filter_map(|j| j["tick_at"].as_i64())
+        .collect();
+    let mut unique = ticks.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ticks.len(),
+        "no tick enqueued twice: {ticks:?}"
+    );
+    // The ticks that fell while no run was up were not each enqueued: the
+    // first tick after the restart is the latest one due (the catch-up),
+    // at most a second before the restart, or after it.
+    let after: Vec<_> = ticks.iter().filter(|t| **t > last_before).collect();
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|t| **t >= restarted_at - 1000),
+        "missed ticks were run one by one: last before {last_before}, restart {restarted_at}, after {after:?}"
+    );
+}
+
+#[test]
+fn watched_paths_enqueue_debounced_jobs() {
+    let env = Env::new();
+    env.write(
+        "queuectl.toml",
+        "[jobs.docs]\ncommand = \"printf '%s\\\\n--\\\\n' \\\"$QUEUECTL_CHANGED\\\" >> changed\"\n\
+         watch = { paths = [\"docs/**/*.md\"], ignore = [\"docs/tmp/**\"], debounce = \"300ms\" }\n\
+         [jobs.thumb]\ncommand = \"echo $QUEUECTL_PATH >> per_file\"\n\
+         watch = { paths = [\"images/**/*.png\"], per_file = true }\n",
+    );
+    std::fs::create_dir(env.file("docs")).expect("mkdir");
+    let run = env.spawn(&["run"]);
+    run.wait_for_output("ready");
+    // Ignored, and not a match: nothing.
+    std::fs::create_dir_all(env.file("docs/tmp")).expect("mkdir");
+    env.write("docs/tmp/scratch.md", "x");
+    env.write("docs/notes.txt", "x");
+    // 50 quick writes and a file in a directory made after start: one job.
+    for i in 0..50 {
+        env.write("docs/a.md", &i.to_string());
+    }
+    std::fs::create_dir_all(env.file("docs/new/deep")).expect("mkdir");
+    env.write("docs/new/deep/b.md", "x");
+    std::fs::create_dir_all(env.file("images/sub")).expect("mkdir");
+    env.write("images/x.png", "");
+    env.write("images/sub/y.png", "");
+    wait_until("the docs job ran", || env.read("changed").contains("--"));
+    wait_until("both thumbnails ran", || {
+        env.read("per_file").lines().count() == 2
+    });
+    run.signal("TERM");
+    let (code, _) = run.wait();
+    assert_eq!(code, Some(143));
+    assert_eq!(
+        env.read("changed"),
+        "docs/a.md\ndocs/new/deep/b.md\n--\n",
+        "one job, both paths, nothing ignored"
+    );
+    let mut per_file: Vec<_> = env.read("per_file").lines().map(str::to_string).collect();
+    per_file.sort();
+    assert_eq!(per_file, vec!["images/sub/y.png", "images/x.png"]);
+    assert_eq!(jobs_of(&env, "docs").len(), 1);
+    let job = &jobs_of(&env, "docs")[0];
+    assert_eq!(job["origin"], "watch");
+    assert!(
+        job["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|kv| kv[0] == "QUEUECTL_CHANGED"),
+        "the paths are stored with the job: {job}"
+    );
+}
+
+#[test]
+fn status_and_list_show_schedules() {
+    let env = Env::new();
+    env.write(
+        "queuectl.toml",
+        "[jobs.nightly]\ncommand = \"true\"\nschedule = \"0 2 * * *\"\ntimezone = \"UTC\"\n",
+    );
+    env.cmd(["status"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("schedules: 1").and(predicate::str::contains(
+                "nightly  `0 2 * * *` (UTC)  next ",
+            )),
+        );
+    let views = env.json(&["list", "--scheduled"]);
+    let next = views[0]["next_tick"].as_i64().expect("a next tick");
+    let next = jiff::Timestamp::from_millisecond(next)
+        .expect("a time")
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    assert_eq!((next.hour(), next.minute()), (2, 0));
+    assert!(
+        views[0]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("02:00"),
+        "{views}"
+    );
+}
