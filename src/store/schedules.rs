@@ -246,6 +246,95 @@ mod tests {
         jobs
     }
 
+    fn watch_job(id: &str, key: &str, value: &str) -> NewJob {
+        let mut job = tick_job(id, 0);
+        job.definition = Some("docs".into());
+        job.origin = Origin::Watch;
+        job.tick_at = None;
+        job.env = vec![(key.into(), value.into())];
+        job
+    }
+
+    fn claim(store: &mut Store) -> crate::error::Result<()> {
+        store.claim(crate::store::ClaimArgs {
+            runner: 1,
+            queues: &crate::store::QueueFilter::Any,
+            lease_until: i64::MAX,
+            now: i64::MAX / 2,
+        })?;
+        Ok(())
+    }
+
+    #[test]
+    fn watch_changes_merge_or_follow_on_busy() -> crate::error::Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| crate::error::Error::io("create", "tempdir", e))?;
+        let mut store = Store::open(&dir.path().join("w.db"), Durability::Normal)?;
+        let changed = |id: &str, paths: &str| watch_job(id, CHANGED, paths);
+        // Pending: a new change merges into it, paths united.
+        assert_eq!(
+            store.watch_enqueue(&[changed("a", "x.md")], false, OnBusy::Queue, 1)?,
+            vec![WatchOutcome::Enqueued("a".into())]
+        );
+        assert_eq!(
+            store.watch_enqueue(&[changed("b", "y.md\nx.md")], false, OnBusy::Queue, 2)?,
+            vec![WatchOutcome::Merged("a".into())]
+        );
+        let env = store.job("a")?.env;
+        assert_eq!(env, vec![(CHANGED.to_string(), "x.md\ny.md".to_string())]);
+        // Running: on_busy decides.
+        claim(&mut store)?;
+        assert_eq!(
+            store.watch_enqueue(&[changed("c", "z.md")], false, OnBusy::Skip, 3)?,
+            vec![WatchOutcome::Skipped]
+        );
+        assert_eq!(
+            store.watch_enqueue(&[changed("d", "z.md")], false, OnBusy::Queue, 4)?,
+            vec![WatchOutcome::Enqueued("d".into())]
+        );
+        assert_eq!(
+            store.watch_enqueue(&[changed("e", "w.md")], false, OnBusy::Restart, 5)?,
+            vec![WatchOutcome::Merged("d".into())]
+        );
+        // Per file: only the same path merges.
+        let path = |id: &str, p: &str| watch_job(id, PATH, p);
+        assert_eq!(
+            store
+                .watch_enqueue(
+                    &[path("f", "1.png"), path("g", "2.png")],
+                    true,
+                    OnBusy::Queue,
+                    6
+                )?
+                .len(),
+            2
+        );
+        assert_eq!(
+            store.watch_enqueue(&[path("h", "1.png")], true, OnBusy::Queue, 7)?,
+            vec![WatchOutcome::Merged("f".into())]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn restart_stops_the_running_job() -> crate::error::Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| crate::error::Error::io("create", "tempdir", e))?;
+        let mut store = Store::open(&dir.path().join("r.db"), Durability::Normal)?;
+        store.watch_enqueue(&[watch_job("a", CHANGED, "x")], false, OnBusy::Restart, 1)?;
+        claim(&mut store)?;
+        assert_eq!(
+            store.watch_enqueue(&[watch_job("b", CHANGED, "x")], false, OnBusy::Restart, 2)?,
+            vec![WatchOutcome::Enqueued("b".into())]
+        );
+        assert_eq!(
+            store.cancel_requests(1)?,
+            vec!["a".to_string()],
+            "the running job is asked to stop"
+        );
+        Ok(())
+    }
+
     #[test]
     fn overlap_policies_and_idempotent_ticks() -> crate::error::Result<()> {
         let dir =
