@@ -34,6 +34,8 @@ pub struct JobRecord {
 pub struct RunRecord {
     pub jobs: Vec<JobRecord>,
     pub elapsed: Duration,
+    /// Where each id is in `jobs`.
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl RunRecord {
@@ -47,7 +49,8 @@ impl RunRecord {
                 queue,
                 ..
             } => {
-                if !self.jobs.iter().any(|j| &j.id == id) {
+                if !self.index.contains_key(id) {
+                    self.index.insert(id.clone(), self.jobs.len());
                     self.jobs.push(JobRecord {
                         id: id.clone(),
                         name: definition.clone().unwrap_or_else(|| truncate(command, 40)),
@@ -61,7 +64,7 @@ impl RunRecord {
                         output_tail: None,
                     });
                 }
-                if let Some(job) = self.jobs.iter_mut().find(|j| &j.id == id) {
+                if let Some(job) = self.job_mut(id) {
                     job.attempts += 1;
                     job.state = None;
                 }
@@ -76,7 +79,7 @@ impl RunRecord {
                 output_tail,
                 ..
             } => {
-                if let Some(job) = self.jobs.iter_mut().find(|j| &j.id == id) {
+                if let Some(job) = self.job_mut(id) {
                     job.time += *duration;
                     job.exit_code = Some(*exit_code);
                     job.error = error.clone();
@@ -122,6 +125,16 @@ impl RunRecord {
             error: reason,
             output_tail: None,
         });
+    }
+
+    fn job_mut(&mut self, id: &str) -> Option<&mut JobRecord> {
+        let i = *self.index.get(id)?;
+        self.jobs.get_mut(i)
+    }
+
+    /// The job with this id, if the run touched it.
+    pub fn job(&self, id: &str) -> Option<&JobRecord> {
+        self.index.get(id).and_then(|&i| self.jobs.get(i))
     }
 
     pub fn count(&self, state: JobState) -> usize {
