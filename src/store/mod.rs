@@ -110,6 +110,14 @@ impl Store {
 
     fn configure(&mut self, durability: Durability) -> Result<()> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The last connection to close would checkpoint the WAL and delete
+        // it (two more fsyncs, and a new WAL on the next open) in every
+        // short `queuectl enqueue`; the automatic checkpoint of commits
+        // keeps the WAL bounded instead.
+        self.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         // journal_mode answers with a row; it is the first statement that
         // reads the file, so a file that is not SQLite fails here.
         let mode: String = self
