@@ -5,6 +5,7 @@ mod integration {
     pub mod harness;
 
     mod bad_input;
+    mod chaos;
     mod enqueue;
     mod jobfile;
     mod lifecycle;

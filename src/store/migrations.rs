@@ -96,4 +96,8 @@ pub const MIGRATIONS: &[&str] = &[
         checked_at INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 4: `list` reads newest first without sorting the whole history.
+    r#"
+    CREATE INDEX jobs_newest ON jobs (created_at DESC, id DESC);
+    "#,
 ];

@@ -135,6 +135,12 @@ impl Store {
         self.conn.execute_batch(&format!(
             "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
         ))?;
+        if durability == Durability::Normal {
+            // Worker connections (one per slot) touch a few pages per
+            // transaction; SQLite's default 2 MiB cache each is memory an
+            // idle pool of 8 does not need.
+            self.conn.execute_batch("PRAGMA cache_size = -256;")?;
+        }
         self.migrate()
     }
 

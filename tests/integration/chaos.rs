@@ -1,0 +1,187 @@
+//! Nothing is lost: producers and consumers in separate processes, a
+//! killer sending SIGKILL to consumers at random moments. Every job that
+//! `enqueue` acknowledged ends completed; it runs more than once only if a
+//! kill landed during its run, which its attempts show as `lost`. Without
+//! kills, every job runs exactly once.
+//!
+//! CI mode: 4 producers x 2,500 jobs, at least 20 kills. Soak mode
+//! (`QUEUECTL_SOAK=1`): at least 100 kills.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::harness::{Env, SpawnExt, Worker};
+
+const PRODUCERS: usize = 4;
+const JOBS_EACH: usize = 2_500;
+
+/// A small pseudo-random sequence (no crate for it), seeded from the clock.
+struct Random(u64);
+
+impl Random {
+    fn new() -> Random {
+        Random(
+            Instant::now().elapsed().as_nanos() as u64
+                ^ u64::from(std::process::id())
+                ^ 0x9e37_79b9_7f4a_7c15,
+        )
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn jobfile(env: &Env) {
+    std::fs::create_dir(env.file("markers")).expect("mkdir");
+    env.write("queuectl.toml", "[queues.default]\nworkers = 4\n[retry.default]\nmax_retries = 100\nmax_delay = \"100ms\"\n");
+}
+
+/// Starts the producers: each enqueues its jobs in batches, as separate
+/// `queuectl enqueue` processes.
+fn produce(env: &Env) -> Vec<std::process::Child> {
+    (0..PRODUCERS)
+        .map(|p| {
+            let lines: String = (0..JOBS_EACH)
+                .map(|i| {
+                    format!(
+                        "{{\"id\": \"p{p}-{i}\", \"command\": \"touch markers/$QUEUECTL_JOB_ID.$$; sleep 0.01\"}}\n"
+                    )
+                })
+                .collect();
+            let file = env.write(&format!("producer-{p}.jsonl"), &lines);
+            env.cmd(["enqueue", "--file", file.to_str().unwrap_or_default()]).assert_child()
+        })
+        .collect()
+}
+
+/// How many times each job's command ran, from the marker files.
+fn runs(env: &Env) -> HashMap<String, usize> {
+    let mut runs = HashMap::new();
+    for entry in std::fs::read_dir(env.file("markers"))
+        .expect("markers")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((id, _pid)) = name.rsplit_once('.') {
+            *runs.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    runs
+}
+
+fn all_done(env: &Env) -> bool {
+    let status = env.json(&["status"]);
+    let totals = &status["totals"];
+    totals["completed"].as_u64() == Some((PRODUCERS * JOBS_EACH) as u64)
+}
+
+fn wait_producers(producers: Vec<std::process::Child>) {
+    for producer in producers {
+        let out = producer.wait_with_output().expect("a producer");
+        assert!(
+            out.status.success(),
+            "enqueue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_no_job() {
+    let env = Env::new();
+    jobfile(&env);
+    let kills_wanted = if std::env::var_os("QUEUECTL_SOAK").is_some() {
+        100
+    } else {
+        20
+    };
+    let mut random = Random::new();
+    let mut runs_alive: Vec<Worker> = (0..2).map(|_| env.spawn(&["run", "--no-watch"])).collect();
+    let producers = produce(&env);
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(if kills_wanted > 20 { 900 } else { 240 });
+    let mut producers = Some(producers);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the load did not drain in time ({kills} kills)"
+        );
+        // Random moments: the point of this test is that a kill may land
+        // anywhere, so here a sleep is the thing being tested.
+        std::thread::sleep(Duration::from_millis(50 + random.below(250)));
+        if kills < kills_wanted {
+            let victim = random.below(2) as usize;
+            runs_alive[victim].signal("KILL");
+            let killed =
+                std::mem::replace(&mut runs_alive[victim], env.spawn(&["run", "--no-watch"]));
+            let _ = killed.wait();
+            kills += 1;
+        } else {
+            if let Some(p) = producers.take() {
+                wait_producers(p);
+            }
+            if all_done(&env) {
+                break;
+            }
+        }
+    }
+    drop(runs_alive);
+    let runs = runs(&env);
+    let jobs = env.json(&["list", "--limit", "100000"]);
+    let jobs = jobs.as_array().expect("jobs");
+    assert_eq!(
+        jobs.len(),
+        PRODUCERS * JOBS_EACH,
+        "every acknowledged job is there"
+    );
+    let mut duplicates = 0;
+    for job in jobs {
+        let id = job["id"].as_str().unwrap_or_default();
+        assert_eq!(job["state"], "completed", "{job}");
+        let ran = runs.get(id).copied().unwrap_or(0);
+        assert!(ran >= 1, "{id} never ran");
+        if ran > 1 {
+            duplicates += 1;
+            let history = env.job(id)["attempt_history"].clone();
+            let lost = history
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["outcome"] == "lost")
+                .count();
+            assert!(
+                lost >= ran - 1,
+                "{id} ran {ran} times with {lost} lost attempts: {history}"
+            );
+        }
+    }
+    eprintln!(
+        "chaos: {} jobs, {kills} kills, {duplicates} jobs ran twice (each after a kill)",
+        jobs.len()
+    );
+}
+
+#[test]
+fn without_kills_every_job_runs_exactly_once() {
+    let env = Env::new();
+    jobfile(&env);
+    let consumers: Vec<Worker> = (0..2).map(|_| env.spawn(&["run", "--no-watch"])).collect();
+    wait_producers(produce(&env));
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !all_done(&env) {
+        assert!(Instant::now() < deadline, "the load did not drain in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(consumers);
+    let runs = runs(&env);
+    assert_eq!(runs.len(), PRODUCERS * JOBS_EACH);
+    let twice: Vec<_> = runs.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "jobs that did not run exactly once: {twice:?}"
+    );
+}
