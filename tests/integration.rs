@@ -7,6 +7,7 @@ mod integration {
     mod bad_input;
     mod chaos;
     mod enqueue;
+    mod fixtures;
     mod jobfile;
     mod lifecycle;
     mod run;

@@ -698,6 +698,42 @@ mod tests {
         Ok(())
     }
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn the_json_parser_never_panics(text in any::<String>()) {
+                let _ = parse_source(&text, "x", &defaults());
+            }
+
+            #[test]
+            fn valid_jobs_round_trip(
+                id in "[A-Za-z0-9._-]{3,20}",
+                command in "[a-z][a-z ./-]{0,30}",
+                priority in any::<i64>(),
+                max_retries in any::<u32>(),
+                queue in "[a-z]{1,10}",
+            ) {
+                let text = serde_json::json!({
+                    "id": id, "command": command, "priority": priority,
+                    "max_retries": max_retries, "queue": queue,
+                })
+                .to_string();
+                let jobs = parse_source(&text, "x", &defaults()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(jobs.len(), 1);
+                let job = &jobs[0];
+                prop_assert_eq!(&job.id, &id);
+                prop_assert_eq!(&job.command, &command);
+                prop_assert_eq!(job.priority, priority);
+                prop_assert_eq!(job.retry.max_retries, max_retries);
+                prop_assert_eq!(&job.queue, &queue);
+            }
+        }
+    }
+
     #[test]
     fn json_detection_leaves_brace_groups_alone() {
         assert!(looks_like_json(r#"{"command": "x"}"#));

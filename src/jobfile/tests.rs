@@ -283,3 +283,94 @@ fn spec_hash_follows_command_env_and_cwd_only() {
         );
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Near-valid jobfiles: real sections and keys, some wrong, values of
+    /// every type.
+    fn jobfile_text() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("command"),
+            Just("queue"),
+            Just("retry"),
+            Just("timeout"),
+            Just("priority"),
+            Just("after"),
+            Just("schedule"),
+            Just("watch"),
+            Just("workers"),
+            Just("max_retries"),
+            Just("backoff_base"),
+            Just("max_delay"),
+            Just("comand"),
+            Just("db"),
+            Just("env"),
+        ];
+        let value = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:?}")),
+            "[a-z0-9 *@/.-]{0,12}".prop_map(|s| format!("{s:?}")),
+            Just("true".to_string()),
+            Just("[\"a\", \"b\"]".to_string()),
+            Just("{ paths = [\"*.md\"] }".to_string()),
+            Just("{ max_retries = 2 }".to_string()),
+        ];
+        let section = prop_oneof![
+            Just("settings".to_string()),
+            "[a-c]".prop_map(|n| format!("queues.{n}")),
+            "[a-c]".prop_map(|n| format!("retry.{n}")),
+            "[a-c]".prop_map(|n| format!("jobs.{n}")),
+            "[a-z]{1,5}".prop_map(|n| n),
+        ];
+        proptest::collection::vec(
+            (section, proptest::collection::vec((key, value), 0..5)),
+            0..6,
+        )
+        .prop_map(|sections| {
+            let mut text = String::new();
+            let mut seen = std::collections::HashSet::new();
+            for (name, pairs) in sections {
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                text.push_str(&format!("[{name}]\n"));
+                let mut keys = std::collections::HashSet::new();
+                for (key, value) in pairs {
+                    if keys.insert(key) {
+                        text.push_str(&format!("{key} = {value}\n"));
+                    }
+                }
+            }
+            text
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_parser_never_panics_on_any_text(text in any::<String>()) {
+            let _ = parse(&text, Path::new("q.toml"));
+        }
+
+        #[test]
+        fn the_parser_never_panics_on_near_valid_files(text in jobfile_text()) {
+            match parse(&text, Path::new("q.toml")) {
+                // Whatever validates parses the same again.
+                Ok(first) => {
+                    let again = parse(&text, Path::new("q.toml")).map(|j| j.jobs).ok();
+                    prop_assert_eq!(Some(first.jobs), again);
+                }
+                // Every error has a position inside the file.
+                Err(d) => {
+                    prop_assert!(!d.items.is_empty());
+                    let lines = text.lines().count().max(1);
+                    for item in &d.items {
+                        prop_assert!(item.line >= 1 && item.line <= lines + 1, "{:?} in\n{}", item, text);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -254,3 +254,101 @@ fn applying_the_plan_is_a_fixed_point() {
         plan(&file, &stored).render()
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A jobfile of up to 6 one-shot jobs over 2 queues.
+    fn jobfile_text() -> impl Strategy<Value = String> {
+        proptest::collection::btree_map(
+            "[a-f]",
+            ("[xy]{1,2}", 0i64..3, prop_oneof![Just("default"), Just("q")], 0u32..3),
+            0..6,
+        )
+        .prop_map(|jobs| {
+            let mut text = String::from("[queues.q]\nworkers = 1\n");
+            for (name, (command, priority, queue, retries)) in jobs {
+                text.push_str(&format!(
+                    "[jobs.{name}]\ncommand = \"{command}\"\npriority = {priority}\nqueue = \"{queue}\"\nretry = {{ max_retries = {retries} }}\n"
+                ));
+            }
+            text
+        })
+    }
+
+    /// What `apply` does to the store, as a model.
+    fn apply(file: &Jobfile, stored: &mut Stored, plan: &Plan, next_id: &mut u32) {
+        for action in &plan.actions {
+            match action {
+                Action::Enqueue { name, .. } | Action::Requeue { name, .. } => {
+                    stored.waiting.remove(name);
+                    *next_id += 1;
+                    let job = stored_from(file, name, &format!("j{next_id}"), JobState::Pending);
+                    stored.waiting.insert(name.clone(), vec![job.clone()]);
+                    stored.latest.insert(name.clone(), job);
+                }
+                Action::Update { name, .. } => {
+                    let updated = stored_from(file, name, "x", JobState::Pending);
+                    for job in stored.waiting.get_mut(name).into_iter().flatten() {
+                        let id = job.id.clone();
+                        *job = StoredJob {
+                            id,
+                            ..updated.clone()
+                        };
+                        if stored.latest.get(name).is_some_and(|l| l.id == job.id) {
+                            stored.latest.insert(name.clone(), job.clone());
+                        }
+                    }
+                }
+                Action::Cancel { name, .. } => {
+                    stored.waiting.remove(name);
+                    if let Some(latest) = stored.latest.get_mut(name) {
+                        latest.state = JobState::Cancelled;
+                    }
+                }
+                Action::Queue {
+                    name, to: Some(w), ..
+                } => {
+                    stored.queues.insert(name.clone(), *w);
+                }
+                Action::Queue { name, to: None, .. } => {
+                    stored.queues.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Some waiting jobs finish, some die.
+    fn settle(stored: &mut Stored, outcomes: &[JobState]) {
+        for (i, (name, latest)) in stored.latest.iter_mut().enumerate() {
+            let state = outcomes.get(i).copied().unwrap_or(JobState::Pending);
+            if state != JobState::Pending {
+                latest.state = state;
+                stored.waiting.remove(name);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn apply_then_plan_finds_nothing_to_do(
+            first in jobfile_text(),
+            second in jobfile_text(),
+            outcomes in proptest::collection::vec(prop_oneof![Just(JobState::Pending), Just(JobState::Completed), Just(JobState::Dead)], 6),
+        ) {
+            let (first, second) = (jobfile(&first), jobfile(&second));
+            let mut stored = Stored::default();
+            let mut ids = 0;
+            let p1 = plan(&first, &stored);
+            apply(&first, &mut stored, &p1, &mut ids);
+            prop_assert!(plan(&first, &stored).is_empty(), "{}", plan(&first, &stored).render());
+            settle(&mut stored, &outcomes);
+            let p2 = plan(&second, &stored);
+            apply(&second, &mut stored, &p2, &mut ids);
+            let p3 = plan(&second, &stored);
+            prop_assert!(p3.is_empty(), "after\n{}\nstill\n{}", p2.render(), p3.render());
+        }
+    }
+}

@@ -171,3 +171,27 @@ fn a_missing_secret_fails_the_attempt_clearly() {
             .contains("env `TOKEN`: environment variable `QUEUECTL_TEST_UNSET_SECRET` is not set")
     );
 }
+
+#[test]
+fn a_database_locked_longer_than_the_busy_timeout() {
+    let env = Env::new();
+    env.enqueue(&["--id", "before", "true"]);
+    let holder = rusqlite::Connection::open(env.file(".queuectl/queue.db")).expect("open");
+    holder.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let started = std::time::Instant::now();
+    env.cmd(["enqueue", "true"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the database is locked by another process",
+        ));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(9),
+        "it waited for the lock first"
+    );
+    holder.execute_batch("ROLLBACK").expect("unlock");
+    assert_eq!(
+        env.states(),
+        vec![("before".to_string(), "pending".to_string())]
+    );
+}
