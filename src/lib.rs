@@ -41,6 +41,13 @@ use crate::output::{BOLD, Painter, RED};
 
 /// Runs queuectl with these arguments (the first is the program name).
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    // A write past RLIMIT_FSIZE raises SIGXFSZ, which kills by default; with
+    // a handler the write fails instead (EFBIG), SQLite rolls back, and the
+    // user gets an error, not a dead process.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

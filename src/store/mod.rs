@@ -267,6 +267,13 @@ fn sqlite_error(path: &Path, error: rusqlite::Error) -> Error {
             "the disk is full".to_string(),
             Some("free some space; nothing was changed".into()),
         ),
+        Some(ErrorCode::SystemIoFailure) => (
+            format!("a write failed ({error})"),
+            Some(
+                "the disk may be full or the file too large for its limit; nothing was changed"
+                    .into(),
+            ),
+        ),
         _ => (error.to_string(), None),
     };
     Error::Database {

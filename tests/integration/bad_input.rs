@@ -195,3 +195,36 @@ fn a_database_locked_longer_than_the_busy_timeout() {
         vec![("before".to_string(), "pending".to_string())]
     );
 }
+
+#[test]
+fn a_full_disk_is_an_error_and_changes_nothing() {
+    // RLIMIT_FSIZE stands in for a full disk: writes past it fail.
+    let env = Env::new();
+    env.enqueue(&["--id", "before", "true"]);
+    let lines: String = (0..20_000)
+        .map(|i| format!("{{\"command\": \"echo {i} {}\"}}\n", "x".repeat(200)))
+        .collect();
+    env.write("big.jsonl", &lines);
+    let bin = assert_cmd::cargo::cargo_bin!("queuectl");
+    let out = std::process::Command::new("sh")
+        .current_dir(env.path())
+        .env_remove("QUEUECTL_DB")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 200; exec '{}' enqueue --file big.jsonl",
+            bin.display()
+        ))
+        .output()
+        .expect("sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a write failed") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        env.states(),
+        vec![("before".to_string(), "pending".to_string())]
+    );
+    env.cmd(["enqueue", "true"]).assert().success();
+}

@@ -185,3 +185,75 @@ fn without_kills_every_job_runs_exactly_once() {
         "jobs that did not run exactly once: {twice:?}"
     );
 }
+
+/// The process groups alive whose id is in `pgids` (from /proc).
+fn live_groups(pgids: &[u32]) -> Vec<u32> {
+    let mut alive = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        // state, ppid, pgrp
+        if let (Some(state), Some(pgrp)) = (
+            fields.first(),
+            fields.get(2).and_then(|p| p.parse::<u32>().ok()),
+        ) {
+            if *state != "Z" && pgids.contains(&pgrp) {
+                alive.push(pgrp);
+            }
+        }
+    }
+    alive
+}
+
+#[test]
+fn sigterm_under_load_loses_nothing_and_leaves_no_process() {
+    let env = Env::new();
+    std::fs::create_dir(env.file("markers")).expect("mkdir");
+    env.write("queuectl.toml", "[queues.default]\nworkers = 4\n");
+    let lines: String = (0..200)
+        .map(|i| format!("{{\"id\": \"j{i}\", \"command\": \"echo $$ >> pgids; sleep 0.2 & wait; touch markers/$QUEUECTL_JOB_ID\"}}\n"))
+        .collect();
+    env.write("jobs.jsonl", &lines);
+    env.cmd(["enqueue", "--file", "jobs.jsonl"])
+        .assert()
+        .success();
+    let run = env.spawn(&["run", "--no-watch"]);
+    super::harness::wait_until("some jobs ran", || env.read("pgids").lines().count() >= 8);
+    run.signal("TERM");
+    let (code, output) = run.wait();
+    assert_eq!(code, Some(143), "{output}");
+    let pgids: Vec<u32> = env
+        .read("pgids")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(
+        live_groups(&pgids).is_empty(),
+        "job process groups outlived the run: {:?}",
+        live_groups(&pgids)
+    );
+    let states = env.states();
+    assert!(
+        states
+            .iter()
+            .all(|(_, s)| s == "completed" || s == "pending"),
+        "{states:?}"
+    );
+    // Nothing lost: the rest runs on the next start.
+    let (code, _) = env.spawn(&["run", "--no-watch", "--until-idle"]).wait();
+    assert_eq!(code, Some(0));
+    assert!(env.states().iter().all(|(_, s)| s == "completed"));
+    assert_eq!(
+        std::fs::read_dir(env.file("markers"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        200
+    );
+}
