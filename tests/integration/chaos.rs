@@ -203,10 +203,10 @@ fn live_groups(pgids: &[u32]) -> Vec<u32> {
         if let (Some(state), Some(pgrp)) = (
             fields.first(),
             fields.get(2).and_then(|p| p.parse::<u32>().ok()),
-        ) {
-            if *state != "Z" && pgids.contains(&pgrp) {
-                alive.push(pgrp);
-            }
+        ) && *state != "Z"
+            && pgids.contains(&pgrp)
+        {
+            alive.push(pgrp);
         }
     }
     alive
