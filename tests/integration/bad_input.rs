@@ -228,3 +228,61 @@ fn a_full_disk_is_an_error_and_changes_nothing() {
     );
     env.cmd(["enqueue", "true"]).assert().success();
 }
+
+/// Makes a path immutable (`chattr +i`: read-only even for root, who
+/// ignores permission bits) until dropped.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn new(path: std::path::PathBuf) -> Immutable {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&path)
+            .status()
+            .expect("chattr");
+        assert!(status.success(), "chattr +i {}", path.display());
+        Immutable(path)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn read_only_directories_and_files() {
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");
+    let dir = base.path().join("ro");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let env = Env::new();
+    {
+        let _ro = Immutable::new(dir.clone());
+        let db = dir.join(".queuectl/queue.db");
+        env.cmd(["--db", db.to_str().unwrap_or_default(), "enqueue", "true"])
+            .assert()
+            .code(2)
+            .stderr(
+                predicate::str::contains("cannot create the database directory")
+                    .and(predicate::str::contains("Operation not permitted")),
+            );
+    }
+    // A database file that cannot be written.
+    env.enqueue(&["--id", "before", "true"]);
+    let db = env.file(".queuectl/queue.db");
+    {
+        let _ro = Immutable::new(db);
+        env.cmd(["enqueue", "true"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("cannot use database"));
+    }
+    assert_eq!(
+        env.states(),
+        vec![("before".to_string(), "pending".to_string())]
+    );
+}

@@ -174,8 +174,8 @@ fn output_of_every_attempt_is_kept_and_shown() {
 #[test]
 fn huge_output_keeps_only_the_tail() {
     let env = Env::new();
-    // 3 MiB of output, then a last line.
-    let id = env.enqueue(&["head -c 3145728 /dev/zero | tr '\\0' x; echo; echo the-end"]);
+    // 100 MB of output, then a last line: the log keeps 1 MiB.
+    let id = env.enqueue(&["head -c 100000000 /dev/zero | tr '\\0' x; echo; echo the-end"]);
     let (code, _) = env.worker(&["--until-idle", "--count", "1"]).wait();
     assert_eq!(code, Some(0));
     let out = env.cmd(["logs", &id]).output().expect("logs");
@@ -193,8 +193,11 @@ fn huge_output_keeps_only_the_tail() {
     );
     assert_eq!(
         env.job(&id)["attempt_history"][0]["output_bytes"],
-        3_145_728 + 9
+        100_000_000 + 9
     );
+    let log = env.file(&format!(".queuectl/queue.logs/{id}.1.log"));
+    let size = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    assert!(size <= 1024 * 1024 + 100, "bounded on disk: {size} bytes");
 }
 
 #[test]
