@@ -92,6 +92,28 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
+/// Asks `question` on the terminal and wants a yes; off a terminal it
+/// refuses with `refusal` (a destructive default needs an explicit flag).
+pub fn confirm(question: &str, refusal: &str, hint: &str) -> Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::input_with_hint(refusal, hint));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("read", "stdin", e))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::input("not changed"))
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)

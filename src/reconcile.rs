@@ -235,7 +235,11 @@ fn differences(job: &StoredJob, def: &JobDef, cwd: &str, with_spec: bool) -> Vec
     };
     if with_spec {
         check("command", job.command.clone(), def.command.clone());
-        check("env", format!("{:?}", job.env), format!("{:?}", def.env));
+        check(
+            "env",
+            format!("{:?}", spec_env(&job.env)),
+            format!("{:?}", def.env),
+        );
         check("cwd", job.cwd.clone().unwrap_or_default(), cwd.to_string());
     }
     check("queue", job.queue.clone(), def.queue.clone());
@@ -259,6 +263,18 @@ fn differences(job: &StoredJob, def: &JobDef, cwd: &str, with_spec: bool) -> Vec
     }
     check("after", job.after.join(","), def.after.join(","));
     changes
+}
+
+/// The prefix of the variables queuectl gives a job itself (the tick of a
+/// schedule, the paths of a watch): not part of its spec.
+pub const RESERVED_ENV: &str = "QUEUECTL_";
+
+/// A stored job's env without queuectl's own variables.
+pub fn spec_env(env: &[(String, String)]) -> Vec<(String, String)> {
+    env.iter()
+        .filter(|(k, _)| !k.starts_with(RESERVED_ENV))
+        .cloned()
+        .collect()
 }
 
 fn millis(ms: Option<i64>) -> String {

@@ -256,17 +256,27 @@ struct Supervisor<'a> {
 impl Supervisor<'_> {
     fn run(&mut self, store: &mut Store, initial: Vec<Pool>) -> Result<Summary> {
         self.reclaim(store)?;
-        let _ = self.events.send(Event::Ready {
+        let ready = Event::Ready {
             pid: std::process::id(),
             slots: initial.iter().map(|p| p.slots).sum(),
             queues: labels(&initial),
-        });
-        self.resize(store, initial)?;
+        };
+        // Watch before anything runs, then look at the jobfile once more:
+        // an edit made since it was loaded (or during startup) is not lost.
         let db_watch = DbWatch::new(&self.options.db);
         let jobfile_watch = match (&self.jobfile, self.options.follow_jobfile) {
             (Some(jobfile), true) => JobfileWatch::new(&jobfile.path).ok(),
             _ => None,
         };
+        // Every watch is up: "ready" means ready. Then the pools start, from
+        // the jobfile as it is now (an edit since it was loaded counts).
+        let _ = self.events.send(ready);
+        if jobfile_watch.is_some() {
+            self.reload(store)?;
+        }
+        if self.pools.is_empty() {
+            self.resize(store, initial)?;
+        }
         let mut last_version = store.data_version()?;
         let mut rechecks = 0;
         let mut next_heartbeat = Instant::now() + HEARTBEAT;
@@ -599,9 +609,31 @@ impl Supervisor<'_> {
                 });
             }
         }
+        // Rebuild the scheduler and the watches only when their definitions
+        // changed: a new watch would miss the changes made while it starts.
+        let triggers_of =
+            |j: Option<&Jobfile>, schedules: bool| -> Vec<(String, crate::jobfile::Trigger)> {
+                j.map(|j| {
+                    j.jobs
+                        .values()
+                        .filter(|d| {
+                            matches!(d.trigger, crate::jobfile::Trigger::Schedule(_)) == schedules
+                                && !d.is_one_shot()
+                        })
+                        .map(|d| (d.name.clone(), d.trigger.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+            };
         if self.options.apply_edits {
-            self.scheduler = Scheduler::new(&jobfile);
-            self.triggers = self.watch_triggers(&jobfile);
+            if triggers_of(self.jobfile.as_ref(), true) != triggers_of(Some(&jobfile), true) {
+                self.scheduler = Scheduler::new(&jobfile);
+            }
+            if self.options.follow_jobfile
+                && triggers_of(self.jobfile.as_ref(), false) != triggers_of(Some(&jobfile), false)
+            {
+                self.triggers = self.watch_triggers(&jobfile);
+            }
         }
         self.jobfile = Some(jobfile);
         if self.shared.mode() == MODE_RUN {

@@ -2,13 +2,11 @@
 //! their defaults and edited in place with comments kept (see
 //! [`crate::jobfile::edit`]).
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use crate::cli::ConfigCommand;
 use crate::context::Context;
 use crate::error::{EXIT_OK, Error, Result};
 use crate::jobfile::{Jobfile, edit, parse};
-use crate::output::{Painter, cell, print_json, print_out, table};
+use crate::output::{Painter, cell, confirm, print_json, print_out, table};
 
 pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
     let path = context.jobfile_path();
@@ -76,10 +74,14 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
             }
             let edited = edit::reset(&text, &path)?;
             if !args.yes {
-                confirm(&format!(
-                    "remove [settings], [queues.default] and [retry.default] from {}?",
-                    path.display()
-                ))?;
+                confirm(
+                    &format!(
+                        "remove [settings], [queues.default] and [retry.default] from {}?",
+                        path.display()
+                    ),
+                    "refusing to reset the settings without confirmation",
+                    "pass --yes",
+                )?;
             }
             edit::write_atomically(&path, &edited)?;
             if !context.quiet {
@@ -88,27 +90,4 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
         }
     }
     Ok(EXIT_OK)
-}
-
-/// Asks on the terminal; off a terminal, refuses (use --yes).
-fn confirm(question: &str) -> Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::input_with_hint(
-            "refusing to reset the settings without confirmation",
-            "pass --yes",
-        ));
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::io("read", "stdin", e))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(Error::input("not changed"))
-    }
 }

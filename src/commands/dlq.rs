@@ -1,13 +1,11 @@
 //! `queuectl dlq`: the dead letter queue, where jobs land when their
 //! retries are spent: list, retry, remove, stats.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use crate::cli::DlqCommand;
 use crate::clock::{local, now_ms};
 use crate::context::Context;
-use crate::error::{EXIT_OK, Error, Result};
-use crate::output::{Painter, cell, print_json, print_out, table};
+use crate::error::{EXIT_OK, Result};
+use crate::output::{Painter, cell, confirm, print_json, print_out, table};
 use crate::store::logs_dir;
 
 use super::list::jobs_table;
@@ -40,7 +38,11 @@ pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
                     report(context, "removed", &[])?;
                     return Ok(EXIT_OK);
                 }
-                confirm(&format!("remove all {count} dead job(s) and their logs?"))?;
+                confirm(
+                    &format!("remove all {count} dead job(s) and their logs?"),
+                    "refusing to remove every dead job without confirmation",
+                    "pass --yes, or name the jobs to remove",
+                )?;
             }
             let removed = context.store()?.dlq_remove(&args.ids)?;
             remove_logs(&logs_dir(&context.db), &removed);
@@ -94,27 +96,4 @@ fn report(context: &Context, verb: &str, ids: &[String]) -> Result<()> {
         many => format!("{verb} {} jobs\n", many.len()),
     };
     print_out(&text)
-}
-
-/// Asks on the terminal; off a terminal, refuses (use --yes).
-fn confirm(question: &str) -> Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::input_with_hint(
-            "refusing to remove every dead job without confirmation",
-            "pass --yes, or name the jobs to remove",
-        ));
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::io("read", "stdin", e))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(Error::input("not removed"))
-    }
 }

@@ -219,6 +219,10 @@ fn invalid_configs_name_the_key_and_position() {
             "[jobs.a\ncommand = \"x\"\n",
             "1:8: invalid TOML: unclosed table, expected `]`",
         ),
+        (
+            "[jobs.a]\ncommand = \"x\"\nenv = { QUEUECTL_PATH = \"y\" }\n",
+            "1:7: `jobs.a.env.QUEUECTL_PATH`: names starting with QUEUECTL_ are queuectl's own (hint: queuectl sets QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT, QUEUECTL_SCHEDULED_AT, QUEUECTL_CHANGED, …; pick another name)",
+        ),
     ];
     for (text, expected) in table {
         assert_eq!(one(text), *expected, "\n{text}");

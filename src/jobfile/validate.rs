@@ -318,6 +318,13 @@ impl Validator<'_> {
             };
             let mut env = Vec::new();
             for (name, value) in spec.env.unwrap_or_default() {
+                if name.starts_with(crate::reconcile::RESERVED_ENV) {
+                    self.error(
+                        entry.span.clone(),
+                        format!("`{key}.env.{name}`: names starting with QUEUECTL_ are queuectl's own"),
+                        Some("queuectl sets QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT, QUEUECTL_SCHEDULED_AT, QUEUECTL_CHANGED, …; pick another name".into()),
+                    );
+                }
                 if !is_env_name(&name) {
                     self.error(
                         entry.span.clone(),

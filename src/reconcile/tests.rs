@@ -229,6 +229,23 @@ fn the_design_format_exactly() {
 }
 
 #[test]
+fn queuectl_s_own_variables_are_not_part_of_the_spec() {
+    let file = jobfile("[jobs.nightly]\ncommand = \"x\"\nschedule = \"@daily\"\n");
+    let mut stored = applied(&file, JobState::Pending);
+    for job in stored.waiting.values_mut().flatten() {
+        job.env.push((
+            "QUEUECTL_SCHEDULED_AT".into(),
+            "2026-11-22T02:00:00Z".into(),
+        ));
+    }
+    assert!(
+        plan(&file, &stored).is_empty(),
+        "{}",
+        plan(&file, &stored).render()
+    );
+}
+
+#[test]
 fn scheduled_and_watched_definitions_are_never_enqueued_by_apply() {
     let file = jobfile(
         "[jobs.nightly]\ncommand = \"x\"\nschedule = \"@daily\"\n[jobs.w]\ncommand = \"y\"\nwatch = [\"*.md\"]\n",

@@ -142,11 +142,23 @@ fn apply_plan(
                      jitter = ?11, no_retry_codes = ?12, after_deps = ?13, spec_hash = ?14, \
                      updated_at = ?15 WHERE id = ?1 AND state IN ('pending', 'failed')",
                 )?;
+                let mut env_of = conn.prepare_cached("SELECT env FROM jobs WHERE id = ?1")?;
                 for id in ids {
+                    // The definition's env, and what queuectl gave this job
+                    // itself (its tick, its changed paths).
+                    let stored: String = env_of.query_row([id], |row| row.get(0))?;
+                    let stored: Vec<(String, String)> =
+                        serde_json::from_str(&stored).unwrap_or_default();
+                    let mut env = def.env.clone();
+                    env.extend(
+                        stored
+                            .into_iter()
+                            .filter(|(k, _)| k.starts_with(reconcile::RESERVED_ENV)),
+                    );
                     update.execute(params![
                         id,
                         def.command,
-                        to_json(&def.env),
+                        to_json(&env),
                         reconcile::cwd_of(def, &jobfile.dir),
                         def.queue,
                         def.priority,

@@ -95,7 +95,7 @@ fn watched_paths_enqueue_debounced_jobs() {
     env.write(
         "queuectl.toml",
         "[jobs.docs]\ncommand = \"printf '%s\\\\n--\\\\n' \\\"$QUEUECTL_CHANGED\\\" >> changed\"\n\
-         watch = { paths = [\"docs/**/*.md\"], ignore = [\"docs/tmp/**\"], debounce = \"300ms\" }\n\
+         watch = { paths = [\"docs/**/*.md\"], ignore = [\"docs/drafts/**\"], debounce = \"300ms\" }\n\
          [jobs.thumb]\ncommand = \"echo $QUEUECTL_PATH >> per_file\"\n\
          watch = { paths = [\"images/**/*.png\"], per_file = true }\n",
     );
@@ -103,8 +103,8 @@ fn watched_paths_enqueue_debounced_jobs() {
     let run = env.spawn(&["run"]);
     run.wait_for_output("ready");
     // Ignored, and not a match: nothing.
-    std::fs::create_dir_all(env.file("docs/tmp")).expect("mkdir");
-    env.write("docs/tmp/scratch.md", "x");
+    std::fs::create_dir_all(env.file("docs/drafts")).expect("mkdir");
+    env.write("docs/drafts/scratch.md", "x");
     env.write("docs/notes.txt", "x");
     // 50 quick writes and a file in a directory made after start: one job.
     for i in 0..50 {
