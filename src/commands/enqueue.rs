@@ -166,6 +166,22 @@ fn definition_job(
     Ok(job)
 }
 
+/// Parses jobs as `enqueue --file` does (an object, an array or JSON
+/// Lines), with the built-in defaults; for fuzzing and tools.
+pub fn parse_jobs(text: &str) -> Result<Vec<NewJob>> {
+    let defaults = Defaults {
+        queue: "default".into(),
+        priority: 0,
+        retry: RetryPolicy::default(),
+        timeout_ms: None,
+        run_at: 0,
+        env: Vec::new(),
+        cwd: std::path::PathBuf::from("/"),
+        now: 0,
+    };
+    parse_source(text, "input", &defaults)
+}
+
 fn defaults(args: &EnqueueArgs, now: i64) -> Result<Defaults> {
     let queue = args.queue.clone().unwrap_or_else(|| "default".into());
     validate_queue(&queue)?;

@@ -16,7 +16,7 @@ mod status;
 mod validate;
 mod worker;
 
-pub use enqueue::validate_queue;
+pub use enqueue::{parse_jobs, validate_queue};
 
 use crate::cli::Command;
 use crate::context::Context;
