@@ -59,6 +59,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(context) => context,
         Err(e) => return fail(&e, false),
     };
+    if context.verbose {
+        // Which files a command works on: the first thing to check when
+        // it does not do what was expected. On stderr, so --json stays clean.
+        let jobfile = context
+            .jobfile
+            .as_ref()
+            .filter(|p| p.exists())
+            .map_or_else(|| "none found".to_string(), |p| p.display().to_string());
+        eprintln!("jobfile: {jobfile}\ndatabase: {}", context.db.display());
+    }
     match commands::dispatch(&context, cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => fail(&e, context.color),

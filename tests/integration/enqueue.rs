@@ -250,3 +250,18 @@ fn many_processes_creating_the_database_at_once_all_succeed() {
         assert_eq!(env.states().len(), 4);
     }
 }
+
+#[test]
+fn verbose_names_the_files_in_use() {
+    let env = Env::new();
+    env.cmd(["-v", "list"]).assert().success().stderr(
+        predicate::str::contains("jobfile: none found\ndatabase: ")
+            .and(predicate::str::contains(".queuectl/queue.db")),
+    );
+    env.write("queuectl.toml", "");
+    env.cmd(["--verbose", "--json", "list"])
+        .assert()
+        .success()
+        .stdout("[]\n")
+        .stderr(predicate::str::contains("queuectl.toml"));
+}
