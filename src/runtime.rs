@@ -204,6 +204,7 @@ pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
             .filter(|_| options.apply_edits)
             .and_then(Scheduler::new),
         triggers: None,
+        next_slot: 0,
     };
     if let Some(jobfile) = options
         .jobfile
@@ -251,6 +252,8 @@ struct Supervisor<'a> {
     scheduler: Option<Scheduler>,
     /// The file-watch triggers, likewise (and not with `--no-watch`).
     triggers: Option<TriggerWatch>,
+    /// The number the next slot started gets.
+    next_slot: usize,
 }
 
 impl Supervisor<'_> {
@@ -446,7 +449,9 @@ impl Supervisor<'_> {
                     self.events.clone(),
                 );
                 let slot_state = state.clone();
-                let index = handle.slots.len();
+                // Unique across the pools, for the events that name it.
+                let index = self.next_slot;
+                self.next_slot += 1;
                 let thread = thread::Builder::new()
                     .name(format!("{label}-{index}"))
                     .spawn(move || {

@@ -125,6 +125,8 @@ fn style(context: &Context, progress: ProgressChoice) -> Style {
     if context.quiet {
         return Style::Quiet;
     }
+    // The bars are drawn by console: give it the colour decision too.
+    console::set_colors_enabled_stderr(context.color);
     let terminal =
         std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
     match progress {

@@ -659,10 +659,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         spec_hash: row.get(24)?,
         source_commit: row.get(25)?,
         reason: row.get(26)?,
-        after: row
-            .get::<_, Option<String>>(27)?
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default(),
+        after: from_json_or_empty(row, 27)?,
         tick_at: row.get(28)?,
     })
 }
@@ -672,7 +669,7 @@ pub(super) fn deps_json(after: &[String]) -> Option<String> {
     (!after.is_empty()).then(|| to_json(after))
 }
 
-fn parse_state(s: &str) -> rusqlite::Result<JobState> {
+pub(super) fn parse_state(s: &str) -> rusqlite::Result<JobState> {
     JobState::ALL
         .into_iter()
         .find(|state| state.as_str() == s)
@@ -691,11 +688,26 @@ pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
+/// A JSON column; a value that does not decode is an error, not a default.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    column: usize,
+) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
     serde_json::from_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
     })
+}
+
+/// A nullable JSON column: NULL is the empty value.
+pub(super) fn from_json_or_empty<T: serde::de::DeserializeOwned + Default>(
+    row: &Row<'_>,
+    column: usize,
+) -> rusqlite::Result<T> {
+    match row.get::<_, Option<String>>(column)? {
+        Some(_) => from_json(row, column),
+        None => Ok(T::default()),
+    }
 }
 
 fn is_primary_key_violation(error: &rusqlite::Error) -> bool {

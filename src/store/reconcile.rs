@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 
 use super::Store;
-use super::jobs::{cancel_blocked, deps_json, to_json};
+use super::jobs::{cancel_blocked, deps_json, from_json, from_json_or_empty, parse_state, to_json};
 use crate::error::Result;
-use crate::job::{JobState, Origin};
+use crate::job::Origin;
 use crate::jobfile::Jobfile;
 use crate::reconcile::{self, Action, Plan, Stored, StoredJob};
 use crate::retry::RetryPolicy;
@@ -77,17 +77,14 @@ fn read_queues(conn: &Connection) -> Result<BTreeMap<String, u32>> {
 }
 
 fn stored_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJob> {
-    let json = |i: usize| -> rusqlite::Result<Option<String>> { row.get(i) };
     let state: String = row.get(2)?;
     Ok(StoredJob {
         id: row.get(0)?,
         definition: row.get(1)?,
-        state: state.parse::<JobState>().unwrap_or(JobState::Cancelled),
+        state: parse_state(&state)?,
         spec_hash: row.get(3)?,
         command: row.get(4)?,
-        env: json(5)?
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default(),
+        env: from_json(row, 5)?,
         cwd: row.get(6)?,
         queue: row.get(7)?,
         priority: row.get(8)?,
@@ -97,13 +94,9 @@ fn stored_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJob> {
             backoff_base: row.get(11)?,
             max_delay_ms: row.get(12)?,
             jitter: row.get(13)?,
-            no_retry_exit_codes: json(14)?
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default(),
+            no_retry_exit_codes: from_json(row, 14)?,
         },
-        after: json(15)?
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default(),
+        after: from_json_or_empty(row, 15)?,
         reason: row.get(16)?,
     })
 }
