@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use queuectl::job::{AttemptOutcome, JobState, NewJob, Origin, generate_id};
 use queuectl::retry::RetryPolicy;
-use queuectl::store::{ClaimArgs, Durability, Finish, QueueFilter, Store};
+use queuectl::store::{ClaimArgs, Durability, Finish, QueueFilter, Registration, Store};
 
 fn job(now: i64) -> NewJob {
     NewJob {
@@ -34,8 +34,18 @@ fn job(now: i64) -> NewJob {
 /// A store with `history` completed jobs and `waiting` pending ones.
 fn store(dir: &std::path::Path, history: usize, waiting: usize) -> Store {
     let mut store = Store::open(&dir.join("queue.db"), Durability::Normal).expect("a store");
-    let runner = store
-        .register_worker(1, "bench", &[], 1, 0)
+    let runner = 1;
+    store
+        .register_worker(&Registration {
+            id: runner,
+            pid: 1,
+            host: "bench",
+            process_view: None,
+            queues: &[],
+            slots: 1,
+            lease_ms: 30_000,
+            now: 0,
+        })
         .expect("a worker");
     let jobs: Vec<NewJob> = (0..history).map(|i| job(i as i64)).collect();
     store.enqueue(&jobs).expect("history");

@@ -8,6 +8,7 @@ use crate::cli::{ColorChoice, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::jobfile::Jobfile;
 use crate::store::{Durability, Store};
+use crate::sys::files::{MAX_JOBFILE_BYTES, check_file_kind, read_regular};
 
 /// The jobfile's name, looked for in the current directory and its parents.
 pub const JOBFILE_NAME: &str = "queuectl.toml";
@@ -33,8 +34,13 @@ impl Context {
             std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
         let jobfile = match &global.jobfile {
             Some(path) => Some(cwd.join(path)),
-            None => find_jobfile(&cwd),
+            None => find_jobfile(&cwd)?,
         };
+        if let Some(path) = &jobfile {
+            // A FIFO, a device or a link to nowhere is refused here, before
+            // anything reads it (a FIFO would block every command).
+            check_file_kind(path, "the jobfile")?;
+        }
         let db = match &global.db {
             Some(path) => cwd.join(path),
             None => {
@@ -106,18 +112,22 @@ impl Context {
 /// validate still says where its queue is, so `list` and `status` work
 /// while it is being fixed.
 fn settings_db(jobfile: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(jobfile).ok()?;
+    let text = read_regular(jobfile, MAX_JOBFILE_BYTES, "the jobfile").ok()?;
     let table: toml::Table = text.parse().ok()?;
     let db = table.get("settings")?.get("db")?.as_str()?;
     Some(PathBuf::from(db))
 }
 
 /// The nearest `queuectl.toml` in `dir` or its parents, as cargo finds
-/// Cargo.toml.
-pub fn find_jobfile(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors()
-        .map(|d| d.join(JOBFILE_NAME))
-        .find(|candidate| candidate.is_file())
+/// Cargo.toml. One that is there but cannot be read as a file (a link
+/// loop, a directory) is an error, not "no jobfile".
+pub fn find_jobfile(dir: &Path) -> Result<Option<PathBuf>> {
+    for candidate in dir.ancestors().map(|d| d.join(JOBFILE_NAME)) {
+        if check_file_kind(&candidate, "the jobfile")? {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
 }
 
 fn use_color(choice: ColorChoice) -> bool {

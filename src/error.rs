@@ -84,6 +84,27 @@ impl Error {
         }
     }
 
+    /// The same error, met by a process that had already done work (a
+    /// worker): a hint that nothing was changed would be false; the write
+    /// that failed was rolled back, and what was recorded before it stands.
+    pub fn after_work(self) -> Self {
+        match self {
+            Error::Database {
+                path,
+                message,
+                hint: Some(hint),
+            } => Error::Database {
+                path,
+                message,
+                hint: Some(hint.replace(
+                    crate::store::NOTHING_CHANGED,
+                    "the write that failed was rolled back; what was recorded before it stands",
+                )),
+            },
+            other => other,
+        }
+    }
+
     /// The exit code this error ends the process with.
     pub fn exit_code(&self) -> u8 {
         match self {

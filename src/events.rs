@@ -46,6 +46,22 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         output_tail: Option<String>,
     },
+    /// An attempt ended after its worker had been declared dead: another
+    /// worker rescued the job, and this end is recorded nowhere.
+    Discarded {
+        slot: usize,
+        id: String,
+        definition: Option<String>,
+        attempt: u32,
+    },
+    /// Another worker declared this one dead (it was silent past its lease,
+    /// e.g. suspended): its running jobs are stopped, their results
+    /// discarded, and it registers again under a new id.
+    DeclaredDead {
+        /// The jobs it was running.
+        stopped: Vec<String>,
+        lease_ms: u64,
+    },
     /// A job taken back from a worker that died.
     Reclaimed {
         id: String,

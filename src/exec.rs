@@ -15,11 +15,14 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
+
+use crate::sys::contain::{self, Cage};
 
 /// The exit code recorded for a timeout, as `timeout(1)` reports it.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -39,6 +42,9 @@ pub enum StopReason {
     Cancel = 1,
     /// A forced shutdown: the job goes back to the queue, not counted.
     Interrupt = 2,
+    /// The worker was declared dead and the job rescued by another: its
+    /// end here is recorded nowhere.
+    Rescued = 3,
 }
 
 /// What the supervisor shares with the thread running an attempt, to stop
@@ -48,25 +54,46 @@ pub struct Control {
     /// The running job's process group, 0 when none runs.
     pgid: AtomicI32,
     stop: AtomicU8,
+    /// Where the slot's jobs run (see [`crate::sys::contain`]).
+    cage: OnceLock<Cage>,
 }
 
 impl Control {
-    /// Stops the running attempt, if any: SIGTERM to its process group now;
+    /// Sets where this slot's jobs run; once, before the first job.
+    pub fn set_cage(&self, cage: Cage) {
+        let _ = self.cage.set(cage);
+    }
+
+    fn cage(&self) -> &Cage {
+        self.cage.get().unwrap_or(&Cage::Group)
+    }
+
+    /// Stops the running attempt, if any: SIGTERM to its processes now;
     /// the attempt's own loop sends SIGKILL after [`KILL_GRACE`].
     pub fn stop(&self, reason: StopReason) {
         self.stop.store(reason as u8, Ordering::SeqCst);
-        signal_group(self.pgid.load(Ordering::SeqCst), Signal::TERM);
+        self.signal(self.pgid.load(Ordering::SeqCst), Signal::TERM);
     }
 
-    /// Sends SIGKILL to the running attempt's process group, if any.
+    /// Sends SIGKILL to the running attempt's processes, if any.
     pub fn kill(&self) {
-        signal_group(self.pgid.load(Ordering::SeqCst), Signal::KILL);
+        self.signal(self.pgid.load(Ordering::SeqCst), Signal::KILL);
+    }
+
+    /// `signal` to the job's process group and, where the slot has one,
+    /// to everything in its cgroup.
+    fn signal(&self, pgid: i32, signal: Signal) {
+        if pgid != 0 {
+            signal_group(pgid, signal);
+            self.cage().signal(signal);
+        }
     }
 
     fn reason(&self) -> StopReason {
         match self.stop.load(Ordering::SeqCst) {
             1 => StopReason::Cancel,
             2 => StopReason::Interrupt,
+            3 => StopReason::Rescued,
             _ => StopReason::None,
         }
     }
@@ -82,6 +109,8 @@ fn signal_group(pgid: i32, signal: Signal) {
 /// What to run.
 #[derive(Debug)]
 pub struct Spec<'a> {
+    /// The job's id: what it leaves behind is found by it.
+    pub id: &'a str,
     pub command: &'a str,
     /// Extra environment, already resolved.
     pub env: &'a [(String, String)],
@@ -120,19 +149,27 @@ pub fn run(spec: &Spec<'_>, control: &Control) -> Exit {
         stopped: StopReason::None,
         duration: started.elapsed(),
     };
-    let (reader, child) = match spawn(spec) {
+    let spawned = {
+        let _own = contain::own_child();
+        spawn(spec, control.cage()).inspect(|(_, child)| contain::leader_started(child.id()))
+    };
+    let (reader, child) = match spawned {
         Ok(pair) => pair,
         Err(error) => return cannot_start(error),
     };
-    let pgid = i32::try_from(child.id()).unwrap_or(0);
+    let leader = child.id();
+    let pgid = i32::try_from(leader).unwrap_or(0);
     control.pgid.store(pgid, Ordering::SeqCst);
     if control.reason() != StopReason::None {
-        signal_group(pgid, Signal::TERM);
+        control.signal(pgid, Signal::TERM);
     }
     let mut log = BoundedLog::new(spec.log_path.clone(), spec.log_max_bytes);
     let waited = watch(child, reader, spec.timeout, control, &mut log);
-    // Whatever the job left behind in its group goes with it.
+    // Whatever the job left behind goes with it: its group, and what left
+    // the group (its cgroup, or the orphans this process adopted).
     signal_group(pgid, Signal::KILL);
+    control.cage().clear(spec.id);
+    contain::leader_done(leader);
     control.pgid.store(0, Ordering::SeqCst);
     let log_error = log.finish();
     match waited {
@@ -158,15 +195,18 @@ pub fn run(spec: &Spec<'_>, control: &Control) -> Exit {
     }
 }
 
-fn spawn(spec: &Spec<'_>) -> Result<(io::PipeReader, Child), String> {
+fn spawn(spec: &Spec<'_>, cage: &Cage) -> Result<(io::PipeReader, Child), String> {
     let (reader, writer) = io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let writer2 = writer
         .try_clone()
         .map_err(|e| format!("cannot create a pipe: {e}"))?;
     let mut command = Command::new("sh");
+    command.arg("-c");
+    match cage.prefix() {
+        Some(prefix) => command.arg(format!("{prefix}{}", spec.command)),
+        None => command.arg(spec.command),
+    };
     command
-        .arg("-c")
-        .arg(spec.command)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2)
@@ -209,7 +249,7 @@ fn watch(
         let now = Instant::now();
         if !timed_out && deadline.is_some_and(|d| now >= d) {
             timed_out = true;
-            signal_group(pid.as_raw_nonzero().get(), Signal::TERM);
+            control.signal(pid.as_raw_nonzero().get(), Signal::TERM);
             kill_at = Some(now + KILL_GRACE);
         }
         let reason = control.reason();
@@ -218,7 +258,7 @@ fn watch(
             kill_at.get_or_insert(now + KILL_GRACE);
         }
         if kill_at.is_some_and(|k| now >= k) {
-            signal_group(pid.as_raw_nonzero().get(), Signal::KILL);
+            control.signal(pid.as_raw_nonzero().get(), Signal::KILL);
             kill_at = None;
         }
         // Wake for the next deadline, and at least every 250 ms to see a
@@ -504,6 +544,7 @@ mod tests {
 
     fn spec<'a>(command: &'a str, dir: &Path, timeout: Option<Duration>) -> Spec<'a> {
         Spec {
+            id: "test",
             command,
             env: &[],
             cwd: None,

@@ -93,11 +93,7 @@ fn github_wrap(event: &Event, line: String, record: &RunRecord, errors: &mut usi
     else {
         return line;
     };
-    let name = record
-        .jobs
-        .iter()
-        .find(|j| &j.id == id)
-        .map_or(id.as_str(), |j| j.name.as_str());
+    let name = record.job(id).map_or(id.as_str(), |j| j.name.as_str());
     let mut text = format!("::group::{line}\n{}", output_tail.as_deref().unwrap_or(""));
     if !text.ends_with('\n') {
         text.push('\n');
@@ -156,11 +152,7 @@ fn report_bars(events: Receiver<Event>, painter: Painter, target: ProgressDrawTa
                 max_attempts,
                 ..
             } => {
-                let name = record
-                    .jobs
-                    .iter()
-                    .find(|j| &j.id == id)
-                    .map_or(id.clone(), |j| j.name.clone());
+                let name = record.job(id).map_or(id.clone(), |j| j.name.clone());
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(job_style.clone());
                 bar.set_prefix(truncate(&name, 24));
@@ -168,6 +160,15 @@ fn report_bars(events: Receiver<Event>, painter: Painter, target: ProgressDrawTa
                 bar.enable_steady_tick(Duration::from_millis(100));
                 if let Some(old) = running.insert(id.clone(), bar) {
                     multi.remove(&old);
+                }
+            }
+            Event::Discarded { id, .. } => {
+                if let Some(bar) = running.remove(id) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+                if let Some(line) = plain_line(&event, painter) {
+                    let _ = multi.println(line);
                 }
             }
             Event::Finished {
@@ -279,6 +280,31 @@ pub fn plain_line(event: &Event, painter: Painter) -> Option<String> {
                     )
                 }
             }
+        }
+        Event::Discarded { id, definition, .. } => {
+            let id = match definition {
+                Some(name) => format!("{name} ({id})"),
+                None => id.clone(),
+            };
+            format!(
+                "{} {id}  result discarded: another worker rescued the job from this one",
+                tag("dropped", YELLOW)
+            )
+        }
+        Event::DeclaredDead { stopped, lease_ms } => {
+            let lease = short(Duration::from_millis(*lease_ms));
+            let jobs = match stopped.as_slice() {
+                [] => String::new(),
+                ids => format!(
+                    "; stopped its {} running job(s) here ({}), their results discarded",
+                    ids.len(),
+                    ids.join(", ")
+                ),
+            };
+            format!(
+                "{} this worker was declared dead by another: it was silent past its {lease} lease (suspended?) and its jobs were rescued elsewhere{jobs}; it rejoins as a new worker",
+                tag("warning", YELLOW)
+            )
         }
         Event::Reclaimed { id, dead, worker } => {
             let then = if *dead { "dead" } else { "will retry" };

@@ -41,11 +41,45 @@ pub struct StoredJob {
     pub reason: Option<String>,
 }
 
+/// What a definition last did, as the store remembers it: its latest job
+/// (which may have been pruned since), that job's state and spec, and
+/// whether the jobfile still declared it at the last apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    pub id: String,
+    pub state: JobState,
+    pub reason: Option<String>,
+    pub spec_hash: Option<String>,
+    pub command: String,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    /// The last apply found the definition gone from the jobfile.
+    pub removed: bool,
+}
+
+impl From<&StoredJob> for Latest {
+    fn from(job: &StoredJob) -> Latest {
+        Latest {
+            id: job.id.clone(),
+            state: job.state,
+            reason: job.reason.clone(),
+            spec_hash: job.spec_hash.clone(),
+            command: job.command.clone(),
+            env: job.env.clone(),
+            cwd: job.cwd.clone(),
+            removed: false,
+        }
+    }
+}
+
+/// Why apply cancels the waiting jobs of a definition gone from the file.
+pub const REMOVED: &str = "removed from the jobfile";
+
 /// What the store holds, as far as reconciling goes.
 #[derive(Debug, Clone, Default)]
 pub struct Stored {
-    /// The latest job of each definition.
-    pub latest: BTreeMap<String, StoredJob>,
+    /// What each definition last did (kept when its jobs are pruned).
+    pub latest: BTreeMap<String, Latest>,
     /// The waiting (pending or failed) jobs of each definition.
     pub waiting: BTreeMap<String, Vec<StoredJob>>,
     /// Worker counts of the queues the last apply declared.
@@ -118,6 +152,10 @@ pub fn plan(jobfile: &Jobfile, stored: &Stored) -> Plan {
                     reason: spec_difference(latest, def, &cwd),
                     replaces: waiting.iter().map(|j| j.id.clone()).collect(),
                 }),
+                Some(latest) if was_removed(latest) => actions.push(Action::Enqueue {
+                    name: def.name.clone(),
+                    reason: "restored to the jobfile".into(),
+                }),
                 Some(latest) if was_blocked(latest) && dependencies_ok(def, stored) => {
                     actions.push(Action::Enqueue {
                         name: def.name.clone(),
@@ -160,8 +198,14 @@ pub fn plan(jobfile: &Jobfile, stored: &Stored) -> Plan {
     Plan { actions }
 }
 
+/// A job cancelled because its definition left the jobfile: that was not a
+/// verdict on the job, so restoring the definition runs it again.
+fn was_removed(job: &Latest) -> bool {
+    job.state == JobState::Cancelled && (job.removed || job.reason.as_deref() == Some(REMOVED))
+}
+
 /// A job cancelled because a dependency was dead or cancelled.
-fn was_blocked(job: &StoredJob) -> bool {
+fn was_blocked(job: &Latest) -> bool {
     job.state == JobState::Cancelled
         && job
             .reason
@@ -184,10 +228,10 @@ pub fn cwd_of(def: &JobDef, dir: &Path) -> String {
     def.resolved_cwd(dir).display().to_string()
 }
 
-fn spec_difference(stored: &StoredJob, def: &JobDef, cwd: &str) -> String {
+fn spec_difference(stored: &Latest, def: &JobDef, cwd: &str) -> String {
     if stored.command != def.command {
         "command changed".into()
-    } else if stored.env != def.env {
+    } else if spec_env(&stored.env) != def.env {
         "env changed".into()
     } else if stored.cwd.as_deref() != Some(cwd) {
         "cwd changed".into()

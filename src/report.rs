@@ -2,6 +2,7 @@
 //! at the end of `run`, the JUnit report (`--junit`) and the Markdown
 //! summary for GitHub Actions (`$GITHUB_STEP_SUMMARY`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
@@ -29,13 +30,31 @@ pub struct JobRecord {
     pub output_tail: Option<String>,
 }
 
-/// Every job this run touched, in the order they started.
+/// How many jobs of no definition a run lists, besides those that failed:
+/// past that, jobs that simply completed are counted, not listed, so a
+/// long-lived `run` holds no memory per job it ran.
+pub const MAX_LISTED: usize = 500;
+/// How many failed jobs of no definition a run lists.
+pub const MAX_LISTED_FAILURES: usize = 500;
+
+/// The jobs a run touched, in the order they started: every definition's
+/// latest run, and jobs of no definition up to [`MAX_LISTED`] (and failed
+/// ones up to [`MAX_LISTED_FAILURES`]); the others are counted.
 #[derive(Debug, Default, Clone)]
 pub struct RunRecord {
     pub jobs: Vec<JobRecord>,
     pub elapsed: Duration,
-    /// Where each id is in `jobs`.
-    index: std::collections::HashMap<String, usize>,
+    /// Where each listed id is in `jobs`.
+    index: HashMap<String, usize>,
+    /// Where each definition's latest run is in `jobs`.
+    by_definition: HashMap<String, usize>,
+    /// Jobs running (or waiting for a retry) that are not listed.
+    unlisted: HashMap<String, JobRecord>,
+    /// Listed jobs of no definition, all and failed.
+    listed: usize,
+    listed_failures: usize,
+    /// Jobs that ended unlisted, by their state.
+    uncounted: HashMap<JobState, usize>,
 }
 
 impl RunRecord {
@@ -49,9 +68,8 @@ impl RunRecord {
                 queue,
                 ..
             } => {
-                if !self.index.contains_key(id) {
-                    self.index.insert(id.clone(), self.jobs.len());
-                    self.jobs.push(JobRecord {
+                if !self.index.contains_key(id) && !self.unlisted.contains_key(id) {
+                    let record = JobRecord {
                         id: id.clone(),
                         name: definition.clone().unwrap_or_else(|| truncate(command, 40)),
                         queue: queue.clone(),
@@ -62,7 +80,8 @@ impl RunRecord {
                         exit_code: None,
                         error: None,
                         output_tail: None,
-                    });
+                    };
+                    self.start(record, definition.as_deref());
                 }
                 if let Some(job) = self.job_mut(id) {
                     job.attempts += 1;
@@ -94,8 +113,49 @@ impl RunRecord {
                     }
                     job.state = Some(*state);
                 }
+                if state.is_finished() {
+                    self.settle(id);
+                }
             }
             _ => {}
+        }
+    }
+
+    /// Lists a job that started, or keeps it aside.
+    fn start(&mut self, record: JobRecord, definition: Option<&str>) {
+        let id = record.id.clone();
+        if let Some(name) = definition {
+            // A definition's latest run replaces its earlier one.
+            if let Some(&at) = self.by_definition.get(name) {
+                self.index.remove(&self.jobs[at].id);
+                self.jobs[at] = record;
+                self.index.insert(id, at);
+                return;
+            }
+            self.by_definition.insert(name.to_string(), self.jobs.len());
+        } else if self.listed >= MAX_LISTED {
+            self.unlisted.insert(id, record);
+            return;
+        } else {
+            self.listed += 1;
+        }
+        self.index.insert(id, self.jobs.len());
+        self.jobs.push(record);
+    }
+
+    /// An unlisted job ended: list it if it failed (and there is room),
+    /// else only count it.
+    fn settle(&mut self, id: &str) {
+        let Some(record) = self.unlisted.remove(id) else {
+            return;
+        };
+        let failed = record.state != Some(JobState::Completed) || !record.failures.is_empty();
+        if failed && self.listed_failures < MAX_LISTED_FAILURES {
+            self.listed_failures += 1;
+            self.index.insert(record.id.clone(), self.jobs.len());
+            self.jobs.push(record);
+        } else if let Some(state) = record.state {
+            *self.uncounted.entry(state).or_default() += 1;
         }
     }
 
@@ -128,17 +188,34 @@ impl RunRecord {
     }
 
     fn job_mut(&mut self, id: &str) -> Option<&mut JobRecord> {
-        let i = *self.index.get(id)?;
-        self.jobs.get_mut(i)
+        match self.index.get(id) {
+            Some(&i) => self.jobs.get_mut(i),
+            None => self.unlisted.get_mut(id),
+        }
     }
 
-    /// The job with this id, if the run touched it.
+    /// The job with this id, if the run touched it and still holds it.
     pub fn job(&self, id: &str) -> Option<&JobRecord> {
-        self.index.get(id).and_then(|&i| self.jobs.get(i))
+        match self.index.get(id) {
+            Some(&i) => self.jobs.get(i),
+            None => self.unlisted.get(id),
+        }
     }
 
+    /// Jobs of the run in `state`, listed or not.
     pub fn count(&self, state: JobState) -> usize {
-        self.jobs.iter().filter(|j| j.state == Some(state)).count()
+        let listed = self.jobs.iter().filter(|j| j.state == Some(state)).count();
+        let aside = self
+            .unlisted
+            .values()
+            .filter(|j| j.state == Some(state))
+            .count();
+        listed + aside + self.uncounted.get(&state).copied().unwrap_or(0)
+    }
+
+    /// Jobs that ended without being listed (see [`MAX_LISTED`]).
+    pub fn unlisted_count(&self) -> usize {
+        self.uncounted.values().sum()
     }
 
     /// The table printed when a run ends.
@@ -171,6 +248,10 @@ impl RunRecord {
             &["JOB", "STATE", "ATTEMPTS", "EXIT", "TIME"],
             &rows,
         );
+        let unlisted = self.unlisted_count();
+        if unlisted > 0 {
+            text.push_str(&format!("… and {unlisted} more, not listed\n"));
+        }
         text.push_str(&format!(
             "{} completed, {} dead, {} retrying, {} cancelled in {}\n",
             self.count(JobState::Completed),
@@ -333,5 +414,29 @@ mod tests {
             xml.contains(r#"<failure message="exit code 3" type="dead">boom"#),
             "{xml}"
         );
+    }
+
+    #[test]
+    fn the_record_of_a_long_run_stays_small() {
+        let mut record = RunRecord::default();
+        for i in 0..100_000 {
+            let id = format!("job-{i}");
+            let mut start = started(&id, "x");
+            if let Event::Started { definition, .. } = &mut start {
+                *definition = None;
+            }
+            record.record(&start);
+            let mut end = finished(&id, AttemptOutcome::Completed, JobState::Completed, 0);
+            if let Event::Finished { definition, .. } = &mut end {
+                *definition = None;
+            }
+            record.record(&end);
+        }
+        assert!(
+            record.jobs.len() <= 1_000,
+            "{} jobs kept",
+            record.jobs.len()
+        );
+        assert_eq!(record.count(JobState::Completed), 100_000);
     }
 }

@@ -63,6 +63,12 @@ impl DeadReason {
 const MAX_DELAY_CAP: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl RetryPolicy {
+    /// Attempts in all: the first and the retries (saturating: `max_retries`
+    /// may be `u32::MAX`).
+    pub fn max_attempts(&self) -> u32 {
+        self.max_retries.saturating_add(1)
+    }
+
     /// The delay before retry `n` (1-based), before jitter.
     pub fn delay(&self, retry: u32) -> Duration {
         let secs = self.backoff_base.max(1.0).powf(f64::from(retry));

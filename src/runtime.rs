@@ -34,7 +34,6 @@ use std::sync::{Arc, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, test_kill_process};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -44,9 +43,15 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::exec::{KILL_GRACE, StopReason};
 use crate::job::{JobState, Origin};
-use crate::jobfile::{DEFAULT_LOG_MAX_BYTES, DEFAULT_QUEUE, Jobfile, jobfile_commit};
+use crate::jobfile::{DEFAULT_LOG_MAX_BYTES, DEFAULT_QUEUE, Jobfile, MAX_WORKERS, jobfile_commit};
+use crate::liveness::{Liveness, Verdict};
 use crate::scheduler::Scheduler;
-use crate::store::{Durability, QueueFilter, Store, WatchOutcome, logs_dir};
+use crate::store::{
+    Durability, Heartbeat, QueueFilter, Registration, Store, WatchOutcome, logs_dir,
+};
+use crate::sys::contain::Containment;
+use crate::sys::files::{MAX_JOBFILE_BYTES, read_regular};
+use crate::sys::host;
 use crate::wake::{DbWatch, RECHECK, RECHECKS};
 use crate::watch::{JobfileWatch, TriggerWatch};
 use crate::worker::{self, MODE_DRAIN, MODE_FORCE, MODE_RUN, PoolConfig, Shared, SlotState};
@@ -64,6 +69,32 @@ pub const LEASE: Duration = Duration::from_secs(30);
 pub const DLQ_MAX_JOBS: u64 = 10_000;
 /// …for at most this long.
 pub const DLQ_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long an edit of the jobfile that would cancel jobs must leave the
+/// file unchanged before `run` applies it.
+pub const SETTLE: Duration = Duration::from_secs(2);
+
+/// An edit of the jobfile held until it settles (see [`SETTLE`]).
+#[derive(Debug)]
+struct Held {
+    /// The file as it read.
+    text: String,
+    /// When it may be applied, if the file still reads the same.
+    until: Instant,
+}
+
+/// The definitions `jobfile` drops that have jobs waiting to run: what
+/// applying it would cancel.
+fn removed_with_waiting_jobs(jobfile: &Jobfile, stored: &crate::reconcile::Stored) -> Vec<String> {
+    crate::reconcile::plan(jobfile, stored)
+        .actions
+        .into_iter()
+        .filter_map(|action| match action {
+            crate::reconcile::Action::Cancel { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
 /// How often finished jobs past `keep_finished` are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often queue counts are reported at most.
@@ -103,7 +134,9 @@ pub struct Pool {
 /// serves every queue the jobfile does not declare); else one pool for every
 /// queue with a slot per CPU.
 pub fn pools(count: Option<u32>, queues: &[String], jobfile: Option<&Jobfile>) -> Vec<Pool> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get() as u32)
+        .min(MAX_WORKERS);
     if !queues.is_empty() {
         let declared = |q: &String| jobfile.and_then(|j| j.queues.get(q)).copied().unwrap_or(1);
         return vec![Pool {
@@ -142,6 +175,30 @@ pub fn pools(count: Option<u32>, queues: &[String], jobfile: Option<&Jobfile>) -
     }
 }
 
+/// Checks a slot count given on the command line (`--workers`, `--count`).
+pub fn check_count(count: Option<u32>, flag: &str) -> Result<()> {
+    match count {
+        Some(0) => Err(Error::input(format!("{flag} must be at least 1"))),
+        Some(n) if n > MAX_WORKERS => Err(Error::input_with_hint(
+            format!("{flag} is {n}: at most {MAX_WORKERS} jobs run at once in one process"),
+            "start more processes for more; each registers as a worker of the same queue",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `pools` fit in one process.
+pub fn check_pools(pools: &[Pool]) -> Result<()> {
+    let total: u64 = pools.iter().map(|p| u64::from(p.slots)).sum();
+    if total > u64::from(MAX_WORKERS) {
+        return Err(Error::input_with_hint(
+            format!("the pools add up to {total} workers: one process runs at most {MAX_WORKERS}"),
+            "lower `workers` of the queues, or run some queues in another process (--queue)",
+        ));
+    }
+    Ok(())
+}
+
 /// The queues some pool serves: every queue unless all pools name theirs.
 fn served(pools: &[Pool]) -> QueueFilter {
     let mut names = Vec::new();
@@ -170,25 +227,60 @@ pub struct Summary {
     pub signal: Option<i32>,
 }
 
+/// Who this worker process is: its machine, the processes it sees, its
+/// lease and how often it proves it is alive.
+#[derive(Debug, Clone)]
+struct Identity {
+    host: String,
+    view: Option<String>,
+    lease: Duration,
+    heartbeat: Duration,
+}
+
+/// How often a worker with this lease heartbeats: ten times a lease, at
+/// most every 2 s.
+pub fn heartbeat_every(lease: Duration) -> Duration {
+    (lease / 10).min(HEARTBEAT)
+}
+
+/// Registers a worker process under a new random id; returns it.
+fn register(store: &mut Store, identity: &Identity, pools: &[Pool]) -> Result<i64> {
+    let id = host::random_id();
+    store.register_worker(&Registration {
+        id,
+        pid: std::process::id(),
+        host: &identity.host,
+        process_view: identity.view.as_deref(),
+        queues: &labels(pools),
+        slots: pools.iter().map(|p| p.slots).sum(),
+        lease_ms: as_millis_i64(identity.lease),
+        now: now_ms(),
+    })?;
+    Ok(id)
+}
+
 /// Runs a worker process until it is told to stop (see the module docs).
 pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
     let mut store = Store::open(&options.db, Durability::Normal)?;
-    let host = hostname();
+    let lease = options.jobfile.as_ref().map_or(LEASE, |j| j.settings.lease);
+    let identity = Identity {
+        host: host::hostname(),
+        view: host::process_view(),
+        lease,
+        heartbeat: heartbeat_every(lease),
+    };
     let initial = pools(options.count, &options.queues, options.jobfile.as_ref());
-    let slots = initial.iter().map(|p| p.slots).sum();
-    let runner = store.register_worker(
-        std::process::id(),
-        &host,
-        &labels(&initial),
-        slots,
-        now_ms(),
-    )?;
+    let runner = register(&mut store, &identity, &initial)?;
+    let containment = Containment::setup(runner);
     let signals = SignalWatch::start(options.ignore_hangup)?;
     let mut supervisor = Supervisor {
         options,
-        runner,
-        host,
-        shared: Arc::new(Shared::default()),
+        identity,
+        liveness: Liveness::default(),
+        containment,
+        rejoining: false,
+        held: None,
+        shared: Arc::new(Shared::new(runner)),
         pools: BTreeMap::new(),
         desired: initial.clone(),
         jobfile: options.jobfile.clone(),
@@ -215,9 +307,11 @@ pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
     }
     let result = supervisor.run(&mut store, initial);
     signals.close();
-    let deregistered = store.deregister_worker(runner);
-    let summary = result?;
-    deregistered?;
+    supervisor.containment.finish();
+    let deregistered = store.deregister_worker(supervisor.shared.runner());
+    // A store that failed after jobs ran: what was recorded before stands.
+    let summary = result.map_err(Error::after_work)?;
+    deregistered.map_err(Error::after_work)?;
     Ok(summary)
 }
 
@@ -235,8 +329,17 @@ struct PoolHandle {
 
 struct Supervisor<'a> {
     options: &'a Options,
-    runner: i64,
-    host: String,
+    identity: Identity,
+    /// What this process saw of the other workers' heartbeats.
+    liveness: Liveness,
+    /// How the slots keep their jobs' processes together.
+    containment: Containment,
+    /// Declared dead by another worker: waiting for the slots to stop their
+    /// jobs before registering again.
+    rejoining: bool,
+    /// An edit of the jobfile that would cancel jobs, held until the file
+    /// has stayed the same for [`SETTLE`].
+    held: Option<Held>,
     shared: Arc<Shared>,
     pools: BTreeMap<String, PoolHandle>,
     desired: Vec<Pool>,
@@ -275,14 +378,14 @@ impl Supervisor<'_> {
         // the jobfile as it is now (an edit since it was loaded counts).
         let _ = self.events.send(ready);
         if jobfile_watch.is_some() {
-            self.reload(store)?;
+            self.reload(store, false)?;
         }
         if self.pools.is_empty() {
             self.resize(store, initial)?;
         }
         let mut last_version = store.data_version()?;
         let mut rechecks = 0;
-        let mut next_heartbeat = Instant::now() + HEARTBEAT;
+        let mut next_heartbeat = Instant::now() + self.identity.heartbeat;
         let mut next_prune = Instant::now();
         let mut next_counts = Instant::now();
         let mut counts_dirty = true;
@@ -323,7 +426,16 @@ impl Supervisor<'_> {
                 });
             }
             if jobfile_watch.as_ref().is_some_and(JobfileWatch::changed) {
-                self.reload(store)?;
+                self.reload(store, false)?;
+            }
+            if self.held.as_ref().is_some_and(|h| now >= h.until) {
+                self.reload(store, true)?;
+            }
+            if self.shared.fenced.swap(false, Ordering::SeqCst) {
+                self.check_requests(store)?;
+            }
+            if self.rejoining && self.shared.busy.load(Ordering::SeqCst) == 0 {
+                self.rejoin(store)?;
             }
             self.fire_triggers(store)?;
             if let Some(scheduler) = self
@@ -336,7 +448,7 @@ impl Supervisor<'_> {
                 }
             }
             if now >= next_heartbeat {
-                next_heartbeat = now + HEARTBEAT;
+                next_heartbeat = now + self.identity.heartbeat;
                 self.heartbeat(store, now >= next_prune)?;
                 if now >= next_prune {
                     next_prune = now + PRUNE_EVERY;
@@ -400,9 +512,8 @@ impl Supervisor<'_> {
                 .entry(pool.label.clone())
                 .or_insert_with(|| PoolHandle {
                     config: Arc::new(PoolConfig {
-                        runner: self.runner,
                         queues: RwLock::new(pool.queues.clone()),
-                        lease: LEASE,
+                        lease: self.identity.lease,
                         logs_dir: logs_dir(&self.options.db),
                         log_max_bytes: AtomicU64::new(log_max_bytes),
                     }),
@@ -442,6 +553,9 @@ impl Supervisor<'_> {
             }
             for _ in active.len()..want {
                 let state = Arc::new(SlotState::default());
+                state
+                    .control
+                    .set_cage(self.containment.cage(self.next_slot));
                 let slot_store = Store::open(&self.options.db, Durability::Normal)?;
                 let (config, shared, events) = (
                     handle.config.clone(),
@@ -463,7 +577,7 @@ impl Supervisor<'_> {
         }
         self.shared.waker.notify();
         let total = pools.iter().map(|p| p.slots).sum();
-        store.update_worker(self.runner, &labels(&pools), total)?;
+        store.update_worker(self.shared.runner(), &labels(&pools), total)?;
         self.desired = pools;
         Ok(())
     }
@@ -533,12 +647,9 @@ impl Supervisor<'_> {
 
     /// This worker's stop request, and cancel requests for its jobs.
     fn check_requests(&mut self, store: &mut Store) -> Result<()> {
-        match store.stop_request(self.runner)?.as_deref() {
-            Some("force") => self.stop(MODE_FORCE, "worker stop --force"),
-            Some(_) => self.stop(MODE_DRAIN, "worker stop"),
-            None => {}
-        }
-        for id in store.cancel_requests(self.runner)? {
+        let state = store.stop_request(self.shared.runner())?;
+        self.follow(state);
+        for id in store.cancel_requests(self.shared.runner())? {
             self.each_slot(|s| {
                 if s.current().as_deref() == Some(id.as_str()) {
                     s.control.stop(StopReason::Cancel);
@@ -548,15 +659,68 @@ impl Supervisor<'_> {
         Ok(())
     }
 
+    /// What this worker's registration says: a stop request to follow, or
+    /// that it was declared dead.
+    fn follow(&mut self, state: Heartbeat) {
+        match state {
+            Heartbeat::Alive(Some(mode)) if mode == "force" => {
+                self.stop(MODE_FORCE, "worker stop --force");
+            }
+            Heartbeat::Alive(Some(_)) => self.stop(MODE_DRAIN, "worker stop"),
+            Heartbeat::Alive(None) => {}
+            Heartbeat::Gone => self.declared_dead(),
+        }
+    }
+
+    /// Another worker declared this one dead (it was silent past its lease:
+    /// suspended, or starved) and rescued its jobs. Claim nothing, stop the
+    /// running jobs (their results would be discarded anyway: the rescuer's
+    /// history stands), and rejoin under a new id once they have stopped.
+    fn declared_dead(&mut self) {
+        if self.rejoining {
+            return;
+        }
+        self.rejoining = true;
+        self.shared.suspended.store(true, Ordering::SeqCst);
+        let mut stopped = Vec::new();
+        for slot in self.pools.values().flat_map(|p| &p.slots) {
+            if let Some(id) = slot.state.current() {
+                slot.state.control.stop(StopReason::Rescued);
+                stopped.push(id);
+            }
+        }
+        if !stopped.is_empty() {
+            self.kill_deadline
+                .get_or_insert(Instant::now() + KILL_GRACE);
+        }
+        let _ = self.events.send(Event::DeclaredDead {
+            stopped,
+            lease_ms: u64::try_from(self.identity.lease.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+
+    /// Registers again, under a new id, after being declared dead.
+    fn rejoin(&mut self, store: &mut Store) -> Result<()> {
+        let id = register(store, &self.identity, &self.desired)?;
+        self.shared.set_runner(id);
+        self.liveness = Liveness::default();
+        self.rejoining = false;
+        if self.shared.mode() == MODE_RUN {
+            // The jobs it stopped have ended: nothing is left to kill, and
+            // the jobs it claims from now on are not to be.
+            self.kill_deadline = None;
+        }
+        self.shared.suspended.store(false, Ordering::SeqCst);
+        self.shared.waker.notify();
+        Ok(())
+    }
+
     fn heartbeat(&mut self, store: &mut Store, prune: bool) -> Result<()> {
         let now = now_ms();
-        match store
-            .heartbeat(self.runner, now + as_millis_i64(LEASE), now)?
-            .as_deref()
-        {
-            Some("force") => self.stop(MODE_FORCE, "worker stop --force"),
-            Some(_) => self.stop(MODE_DRAIN, "worker stop"),
-            None => {}
+        if !self.rejoining {
+            let lease_until = now + as_millis_i64(self.identity.lease);
+            let state = store.heartbeat(self.shared.runner(), lease_until, now)?;
+            self.follow(state);
         }
         self.reclaim(store)?;
         let dir = logs_dir(&self.options.db);
@@ -578,20 +742,61 @@ impl Supervisor<'_> {
 
     /// The jobfile changed: validate it; keep the last good one on an
     /// error; else apply it (if this process owns the queue) and resize.
-    fn reload(&mut self, store: &mut Store) -> Result<()> {
+    ///
+    /// An edit whose plan would cancel jobs (it drops definitions that have
+    /// waiting jobs) is held until the file has stayed the same for
+    /// [`SETTLE`] and reads the same again (`settled`): a file that is
+    /// briefly empty or half-written (`cat > queuectl.toml`, an editor that
+    /// writes in place, a checkout) then cancels nothing.
+    fn reload(&mut self, store: &mut Store, settled: bool) -> Result<()> {
         let Some(path) = self.jobfile.as_ref().map(|j| j.path.clone()) else {
             return Ok(());
         };
-        let jobfile = match Jobfile::load(&path) {
-            Ok(jobfile) => jobfile,
+        let config_error = |events: &Sender<Event>, e: Error| {
+            let _ = events.send(Event::ConfigError {
+                message: format!("{e}\nkept running on the last good jobfile"),
+            });
+        };
+        let loaded = read_regular(&path, MAX_JOBFILE_BYTES, "the jobfile").and_then(|text| {
+            Ok((
+                crate::jobfile::parse(&text, &path).map_err(Error::Jobfile)?,
+                text,
+            ))
+        });
+        let (jobfile, text) = match loaded {
+            Ok(loaded) => loaded,
             Err(e) => {
-                let _ = self.events.send(Event::ConfigError {
-                    message: format!("{e}\nkept running on the last good jobfile"),
-                });
+                self.held = None;
+                config_error(self.events, e);
                 return Ok(());
             }
         };
+        let new = pools(self.options.count, &self.options.queues, Some(&jobfile));
+        if let Err(e) = check_pools(&new) {
+            self.held = None;
+            config_error(self.events, e);
+            return Ok(());
+        }
         if self.options.apply_edits {
+            let confirmed = settled && self.held.as_ref().is_some_and(|h| h.text == text);
+            let removed = removed_with_waiting_jobs(&jobfile, &store.stored()?);
+            if !removed.is_empty() && !confirmed {
+                if self.held.as_ref().is_none_or(|h| h.text != text) {
+                    let _ = self.events.send(Event::Warning {
+                        message: format!(
+                            "the jobfile no longer declares {}, which have waiting jobs: they are cancelled once the file stays as it is for {}",
+                            removed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                            crate::duration::short(SETTLE)
+                        ),
+                    });
+                    self.held = Some(Held {
+                        text,
+                        until: Instant::now() + SETTLE,
+                    });
+                }
+                return Ok(());
+            }
+            self.held = None;
             let plan = store.apply(&jobfile, jobfile_commit(&path).as_deref(), now_ms())?;
             if !plan.is_empty() {
                 let _ = self.events.send(Event::Applied {
@@ -599,7 +804,6 @@ impl Supervisor<'_> {
                 });
             }
         }
-        let new = pools(self.options.count, &self.options.queues, Some(&jobfile));
         for pool in &new {
             let old = self
                 .desired
@@ -715,15 +919,34 @@ impl Supervisor<'_> {
         Ok(())
     }
 
+    /// Declares dead the workers this process saw die (see
+    /// [`crate::liveness`]) and rescues their jobs, and any job whose
+    /// worker is no longer registered.
     fn reclaim(&mut self, store: &mut Store) -> Result<()> {
-        let now = now_ms();
-        let me = std::process::id();
-        let reclaimed = store.reclaim(&self.host, now - as_millis_i64(LEASE), now, |pid| {
-            pid == me || pid_alive(pid)
-        })?;
-        let worker = match reclaimed.workers.as_slice() {
-            [(pid, host)] => format!("pid {pid} on {host}"),
-            [] => "an expired lease".to_string(),
+        let workers = store.workers()?;
+        let dead = self.liveness.judge(
+            &workers,
+            self.shared.runner(),
+            self.identity.view.as_deref(),
+            Instant::now(),
+            |pid| pid == std::process::id() || host::pid_alive(pid),
+        );
+        if dead.is_empty() && !store.has_orphaned_jobs()? {
+            return Ok(());
+        }
+        let named: Vec<(i64, i64)> = dead.iter().map(|d| (d.id, d.heartbeat_at)).collect();
+        let reclaimed = store.declare_dead(&named, now_ms(), random_unit())?;
+        for worker in &dead {
+            if worker.verdict == Verdict::Gone
+                && reclaimed.workers.iter().any(|(id, ..)| *id == worker.id)
+            {
+                // Its orphans would run on beside the rescued jobs.
+                self.containment.kill_remains_of(worker.id);
+            }
+        }
+        let worker = match dead.as_slice() {
+            [one] => one.describe(),
+            [] => "a worker no longer registered".to_string(),
             many => format!("{} dead workers", many.len()),
         };
         for (id, dead) in reclaimed.jobs {
@@ -737,33 +960,45 @@ impl Supervisor<'_> {
     }
 }
 
-/// Deletes the log files of deleted jobs; a log already gone is fine.
+/// Deletes the log files of deleted jobs; a log already gone is fine. An
+/// id that is not a valid job id names no file.
 pub fn remove_logs(dir: &std::path::Path, jobs: &[(String, u32)]) {
     for (id, runs) in jobs {
         for run in 1..=*runs {
-            let _ = std::fs::remove_file(worker::log_path(dir, id, run));
+            if let Some(path) = worker::log_path(dir, id, run) {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
 
-/// Whether a process with this pid exists on this host.
-pub fn pid_alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
-        return false;
-    };
-    match test_kill_process(pid) {
-        Ok(()) => true,
-        Err(e) => e != rustix::io::Errno::SRCH,
+/// Rescues the jobs of the workers that this process sees are gone (their
+/// pid, in the same view of processes), and of workers no longer
+/// registered: for a command that runs once (`worker stop`), with no
+/// heartbeats observed to judge silence by.
+pub fn rescue_gone_workers(store: &mut Store) -> Result<()> {
+    let view = host::process_view();
+    let dead: Vec<(i64, i64)> = Liveness::default()
+        .judge(
+            &store.workers()?,
+            0,
+            view.as_deref(),
+            Instant::now(),
+            |pid| pid == std::process::id() || host::pid_alive(pid),
+        )
+        .iter()
+        .map(|d| (d.id, d.heartbeat_at))
+        .collect();
+    if !dead.is_empty() || store.has_orphaned_jobs()? {
+        store.declare_dead(&dead, now_ms(), random_unit())?;
     }
+    Ok(())
 }
 
-/// This machine's name, to tell local workers (whose pids can be checked)
-/// from remote ones.
-pub fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
+/// A number in `[0, 1)` for jitter.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    (RandomState::new().hash_one(now_ms()) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Counts SIGINT/SIGTERM on a background thread.

@@ -4,7 +4,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex, RwLock};
 use std::time::Duration;
@@ -60,26 +60,51 @@ impl Waker {
 pub struct Shared {
     pub waker: Waker,
     mode: AtomicU8,
+    /// The id this worker process is registered under; a new one after it
+    /// was declared dead and rejoined.
+    runner: AtomicI64,
+    /// No claims: the worker was declared dead and has not rejoined yet.
+    pub suspended: AtomicBool,
+    /// A slot found its job rescued by another worker (its result was
+    /// discarded): the supervisor looks at its own registration at once.
+    pub fenced: AtomicBool,
     pub busy: AtomicUsize,
     pub completed: AtomicU64,
     pub dead: AtomicU64,
 }
 
-impl Default for Shared {
-    fn default() -> Self {
+impl Shared {
+    pub fn new(runner: i64) -> Shared {
         Shared {
             waker: Waker::default(),
             mode: AtomicU8::new(MODE_RUN),
+            runner: AtomicI64::new(runner),
+            suspended: AtomicBool::new(false),
+            fenced: AtomicBool::new(false),
             busy: AtomicUsize::new(0),
             completed: AtomicU64::new(0),
             dead: AtomicU64::new(0),
         }
     }
-}
 
-impl Shared {
+    /// The id this worker is registered under now.
+    pub fn runner(&self) -> i64 {
+        self.runner.load(Ordering::SeqCst)
+    }
+
+    /// Registers under a new id (after being declared dead).
+    pub fn set_runner(&self, runner: i64) {
+        self.runner.store(runner, Ordering::SeqCst);
+    }
+
     pub fn mode(&self) -> u8 {
         self.mode.load(Ordering::SeqCst)
+    }
+
+    /// Whether slots may claim jobs: the pool runs and the worker is not
+    /// waiting to rejoin.
+    pub fn claiming(&self) -> bool {
+        self.mode() == MODE_RUN && !self.suspended.load(Ordering::SeqCst)
     }
 
     /// Moves to `mode` if it is a further step than the current one.
@@ -123,16 +148,18 @@ impl SlotState {
 /// What the slots of one pool share; the supervisor may change it live.
 #[derive(Debug)]
 pub struct PoolConfig {
-    pub runner: i64,
     pub queues: RwLock<QueueFilter>,
     pub lease: Duration,
     pub logs_dir: PathBuf,
     pub log_max_bytes: AtomicU64,
 }
 
-/// The log file of run `run` of job `id`.
-pub fn log_path(logs_dir: &std::path::Path, id: &str, run: u32) -> PathBuf {
-    logs_dir.join(format!("{id}.{run}.log"))
+/// The log file of run `run` of job `id`; `None` for an id that is not a
+/// valid job id (a row queuectl did not write), which must never name a
+/// file.
+pub fn log_path(logs_dir: &std::path::Path, id: &str, run: u32) -> Option<PathBuf> {
+    crate::job::validate_id(id).ok()?;
+    Some(logs_dir.join(format!("{id}.{run}.log")))
 }
 
 /// Runs slot `slot` until the pool drains, is forced to stop, or the slot
@@ -145,35 +172,39 @@ pub fn run_slot(
     shared: &Shared,
     events: &Sender<Event>,
 ) -> Result<()> {
+    // Claims with the id the worker has now, alone or in the transaction
+    // that finishes the last job; returns the claim (with the id it was
+    // made under) and whether the finished attempt was still this worker's.
     let claim = |store: &mut Store, finish: Option<&Finish<'_>>| {
         let now = finish.map_or_else(now_ms, |f| f.now);
         let queues = config.queues.read().unwrap_or_else(|p| p.into_inner());
+        let runner = shared.runner();
         let args = ClaimArgs {
-            runner: config.runner,
+            runner,
             queues: &queues,
             lease_until: now + as_millis_i64(config.lease),
             now,
         };
-        let claiming = shared.mode() == MODE_RUN && !state.is_retired();
-        match finish {
-            Some(finish) => store
-                .finish(finish, claiming.then_some(args))
-                .map(|(_, next)| next),
-            None => store.claim(args),
-        }
+        let claiming = shared.claiming() && !state.is_retired();
+        let (owned, claimed) = match finish {
+            Some(finish) => store.finish(finish, claiming.then_some(args))?,
+            None if claiming => (true, store.claim(args)?),
+            None => (true, None),
+        };
+        Ok::<_, crate::error::Error>((owned, claimed.map(|job| (runner, job))))
     };
-    let mut next: Option<Claimed> = None;
+    let mut next: Option<(i64, Claimed)> = None;
     loop {
         if shared.mode() != MODE_RUN || state.is_retired() {
-            if let Some(job) = next.take() {
-                release(&mut store, config.runner, &job)?;
+            if let Some((runner, job)) = next.take() {
+                release(&mut store, runner, &job)?;
             }
             return Ok(());
         }
         let seen = shared.waker.generation();
-        let job = match next.take() {
-            Some(job) => job,
-            None => match claim(&mut store, None)? {
+        let (runner, job) = match next.take() {
+            Some(claimed) => claimed,
+            None => match claim(&mut store, None)?.1 {
                 Some(job) => job,
                 None => {
                     let now = now_ms();
@@ -205,7 +236,7 @@ pub fn run_slot(
             command: job.command.clone(),
             queue: job.queue.clone(),
             attempt: job.attempts,
-            max_attempts: job.retry.max_retries + 1,
+            max_attempts: job.retry.max_attempts(),
         });
         let exit = run_attempt(&job, config, &state.control);
         let ended = judge(&job, &exit);
@@ -213,7 +244,7 @@ pub fn run_slot(
         let finish = Finish {
             id: &job.id,
             run: job.run,
-            runner: config.runner,
+            runner,
             outcome: ended.outcome,
             exit_code: Some(exit.code),
             error: ended.error.as_deref(),
@@ -222,9 +253,22 @@ pub fn run_slot(
             run_at: ended.run_at,
             now,
         };
-        let claimed = claim(&mut store, Some(&finish))?;
+        let (owned, claimed) = claim(&mut store, Some(&finish))?;
         state.set_current(None);
         shared.busy.fetch_sub(1, Ordering::SeqCst);
+        next = claimed;
+        if !owned {
+            // Declared dead while it ran: another worker rescued the job,
+            // and its history is the one that stands.
+            shared.fenced.store(true, Ordering::SeqCst);
+            let _ = events.send(Event::Discarded {
+                slot,
+                id: job.id.clone(),
+                definition: job.definition.clone(),
+                attempt: job.attempts,
+            });
+            continue;
+        }
         match ended.state {
             JobState::Completed => shared.completed.fetch_add(1, Ordering::SeqCst),
             JobState::Dead => shared.dead.fetch_add(1, Ordering::SeqCst),
@@ -242,9 +286,10 @@ pub fn run_slot(
             retry_at: ended.run_at.filter(|_| ended.state == JobState::Failed),
             error: ended.error,
             output_tail: (ended.state == JobState::Dead)
-                .then(|| tail(&log_path(&config.logs_dir, &job.id, job.run), OUTPUT_TAIL)),
+                .then(|| log_path(&config.logs_dir, &job.id, job.run))
+                .flatten()
+                .map(|path| tail(&path, OUTPUT_TAIL)),
         });
-        next = claimed;
     }
 }
 
@@ -267,19 +312,26 @@ fn tail(path: &std::path::Path, max: u64) -> String {
 
 /// Resolves the job's environment and runs it.
 fn run_attempt(job: &Claimed, config: &PoolConfig, control: &Control) -> exec::Exit {
+    let not_run = |error: String| exec::Exit {
+        code: exec::EXIT_CANNOT_START,
+        timed_out: false,
+        error: Some(error),
+        output_bytes: 0,
+        stopped: StopReason::None,
+        duration: Duration::ZERO,
+    };
+    let Some(log_path) = log_path(&config.logs_dir, &job.id, job.run) else {
+        return not_run(format!(
+            "invalid job id `{}` in the database: not run (an id names its log files)",
+            job.id
+        ));
+    };
     let mut env = Vec::with_capacity(job.env.len() + 3);
     for (key, value) in &job.env {
         match exec::expand_env(value, |name| std::env::var(name).ok()) {
             Ok(value) => env.push((key.clone(), value)),
             Err(message) => {
-                return exec::Exit {
-                    code: exec::EXIT_CANNOT_START,
-                    timed_out: false,
-                    error: Some(format!("cannot start the job: env `{key}`: {message}")),
-                    output_bytes: 0,
-                    stopped: StopReason::None,
-                    duration: Duration::ZERO,
-                };
+                return not_run(format!("cannot start the job: env `{key}`: {message}"));
             }
         }
     }
@@ -288,13 +340,14 @@ fn run_attempt(job: &Claimed, config: &PoolConfig, control: &Control) -> exec::E
     env.push(("QUEUECTL_QUEUE".into(), job.queue.clone()));
     let cwd = job.cwd.as_ref().map(PathBuf::from);
     let spec = exec::Spec {
+        id: &job.id,
         command: &job.command,
         env: &env,
         cwd: cwd.as_deref(),
         timeout: job
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.max(0) as u64)),
-        log_path: log_path(&config.logs_dir, &job.id, job.run),
+        log_path,
         log_max_bytes: config.log_max_bytes.load(Ordering::Relaxed),
     };
     exec::run(&spec, control)
@@ -318,6 +371,14 @@ fn judge(job: &Claimed, exit: &exec::Exit) -> Ended {
         run_at,
         error,
     };
+    if crate::job::validate_id(&job.id).is_err() {
+        return ended(
+            AttemptOutcome::Failed,
+            JobState::Dead,
+            None,
+            exit.error.clone(),
+        );
+    }
     if exit.code == 0 && !exit.timed_out {
         return ended(
             AttemptOutcome::Completed,
@@ -327,7 +388,7 @@ fn judge(job: &Claimed, exit: &exec::Exit) -> Ended {
         );
     }
     match exit.stopped {
-        StopReason::Interrupt => {
+        StopReason::Interrupt | StopReason::Rescued => {
             let why = "stopped by a worker shutdown; returned to the queue".to_string();
             return ended(
                 AttemptOutcome::Interrupted,

@@ -10,6 +10,7 @@ mod integration {
     mod fixtures;
     mod jobfile;
     mod lifecycle;
+    mod model;
     mod run;
     mod triggers;
     mod workers;

@@ -7,13 +7,21 @@ use crate::context::Context;
 use crate::error::{EXIT_OK, Error, Result};
 use crate::jobfile::{Jobfile, edit, parse};
 use crate::output::{Painter, cell, confirm, print_json, print_out, table};
+use crate::sys::files::{DirLock, MAX_JOBFILE_BYTES, check_file_kind, read_regular};
 
 pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
     let path = context.jobfile_path();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::io("read the jobfile", &path, e)),
+    // Edits read, change and replace the file: one at a time, or two
+    // concurrent `config set`s would each write the file without the
+    // other's change.
+    let _lock = match &command {
+        ConfigCommand::Set(_) | ConfigCommand::Reset(_) => Some(DirLock::acquire(&path)?),
+        _ => None,
+    };
+    let text = if check_file_kind(&path, "the jobfile")? {
+        read_regular(&path, MAX_JOBFILE_BYTES, "the jobfile")?
+    } else {
+        String::new()
     };
     let load = || parse(&text, &path).map_err(Error::Jobfile);
     match command {

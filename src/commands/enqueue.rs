@@ -3,7 +3,6 @@
 //! durable transaction: all of them or none.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -18,6 +17,7 @@ use crate::job::{NewJob, Origin, generate_id, validate_id};
 use crate::jobfile::{Jobfile, did_you_mean, jobfile_commit};
 use crate::output::{Painter, cell, print_json, print_out, table, truncate};
 use crate::retry::RetryPolicy;
+use crate::sys::files::{MAX_JOBS_BYTES, read_regular, read_stdin};
 
 /// One job as JSON: the fields a user may give. Unknown fields are errors.
 /// `state`, `attempts`, `created_at` and `updated_at` are accepted so that
@@ -196,12 +196,16 @@ fn defaults(args: &EnqueueArgs, now: i64) -> Result<Defaults> {
         .transpose()?;
     let run_at = match (&args.delay, &args.run_at) {
         (Some(delay), _) => now + as_millis_i64(duration::parse(delay, "--delay")?),
-        (None, Some(at)) => clock::parse_time(at).map_err(|e| {
-            Error::input_with_hint(
-                e,
-                "write --run-at as `2026-11-22T18:00:00Z` or `2026-11-22 18:00`",
-            )
-        })?,
+        (None, Some(at)) => within_reach(
+            clock::parse_time(at).map_err(|e| {
+                Error::input_with_hint(
+                    e,
+                    "write --run-at as `2026-11-22T18:00:00Z` or `2026-11-22 18:00`",
+                )
+            })?,
+            now,
+            "--run-at",
+        )?,
         (None, None) => now,
     };
     let env = args
@@ -252,7 +256,31 @@ fn parse_env_pair(pair: &str) -> Result<(String, String)> {
         Error::input_with_hint(format!("invalid --env `{pair}`"), "write --env NAME=VALUE")
     })?;
     validate_env_name(key)?;
+    check_template(value, &format!("--env `{key}`"))?;
     Ok((key.to_string(), value.to_string()))
+}
+
+/// A `${VAR}` template that cannot be expanded, whatever the environment,
+/// is an error now rather than a failed attempt later (as in a jobfile).
+fn check_template(value: &str, what: &str) -> Result<()> {
+    crate::exec::expand_env(value, |_| Some(String::new()))
+        .map(drop)
+        .map_err(|why| {
+            Error::input_with_hint(
+                format!("{what}: {why}"),
+                "`${NAME}` reads NAME from the runner's environment; `$$` is a literal `$`",
+            )
+        })
+}
+
+/// The command and environment of a job, checked against what `execve`
+/// accepts; `subject` names the command in the message.
+fn check_runnable(command: &str, env: &[(String, String)], subject: &str) -> Result<()> {
+    crate::job::check_command(command).map_err(|why| Error::input(format!("{subject} {why}")))?;
+    crate::job::check_env(env).map_err(|(key, why)| match key {
+        Some(key) => Error::input(format!("`env.{key}` {why}")),
+        None => Error::input(format!("the environment {why}")),
+    })
 }
 
 fn validate_env_name(key: &str) -> Result<()> {
@@ -290,6 +318,7 @@ fn plain_job(command: &str, defaults: &Defaults) -> Result<NewJob> {
     if command.trim().is_empty() {
         return Err(Error::input("the command is empty"));
     }
+    check_runnable(command, &defaults.env, "the command")?;
     Ok(NewJob {
         id: generate_id(now_ms()),
         command: command.to_string(),
@@ -314,13 +343,9 @@ fn plain_job(command: &str, defaults: &Defaults) -> Result<NewJob> {
 /// or JSON Lines.
 fn read_source(path: &Path, defaults: &Defaults) -> Result<Vec<NewJob>> {
     let (name, text) = if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io("read", "stdin", e))?;
-        ("stdin".to_string(), text)
+        ("stdin".to_string(), read_stdin(MAX_JOBS_BYTES)?)
     } else {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        let text = read_regular(path, MAX_JOBS_BYTES, "a file of jobs")?;
         (path.display().to_string(), text)
     };
     parse_source(&text, &name, defaults)
@@ -388,13 +413,87 @@ fn parse_lines(text: &str, name: &str, defaults: &Defaults) -> Result<Vec<NewJob
                 }
             }
         })?;
+        check_duplicate_keys(line).map_err(|why| Error::input(format!("{at}: {why}")))?;
         jobs.push(job_from_json(job, defaults).map_err(|e| located(e, &at))?);
     }
     Ok(jobs)
 }
 
 fn parse_json(text: &str, name: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| json_error(e, name))
+    let value = serde_json::from_str(text).map_err(|e| json_error(e, name))?;
+    check_duplicate_keys(text).map_err(|why| Error::input(format!("{name}: {why}")))?;
+    Ok(value)
+}
+
+/// serde_json keeps the last of two equal keys, silently: a job written
+/// `{"command": "a", "command": "b"}` would run `b`. Refuse it instead.
+fn check_duplicate_keys(text: &str) -> std::result::Result<(), String> {
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// Walks a JSON value; `depth` 0 is the document.
+    #[derive(Clone, Copy)]
+    struct Walk {
+        depth: usize,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let inner = Walk {
+                depth: self.depth + 1,
+            };
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    // A job's own keys are its fields.
+                    let what = if self.depth == 1 { "field" } else { "key" };
+                    return Err(de::Error::custom(format!("duplicate {what} `{key}`")));
+                }
+                map.next_value_seed(inner)?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            let item = Walk {
+                depth: self.depth + 1,
+            };
+            while seq.next_element_seed(item)?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> std::result::Result<(), E> {
+            Ok(())
+        }
+    }
+    // A job is the document itself, or an item of the document's array.
+    let walk = Walk {
+        depth: usize::from(text.trim_start().starts_with('{')),
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    walk.deserialize(&mut deserializer)
+        .map_err(|e| strip_position(&e))
 }
 
 fn json_error(e: serde_json::Error, name: &str) -> Error {
@@ -504,16 +603,21 @@ fn job_from_json(job: JsonJob, defaults: &Defaults) -> Result<NewJob> {
         (Some(delay), None) => {
             defaults.now + as_millis_i64(duration_value(&delay, "field `delay`")?)
         }
-        (None, Some(at)) => time_value(&at)?,
+        (None, Some(at)) => within_reach(time_value(&at)?, defaults.now, "field `run_at`")?,
         (None, None) => defaults.run_at,
     };
     let mut env = defaults.env.clone();
     for (key, value) in job.env.unwrap_or_default() {
         validate_env_name(&key)?;
+        check_template(&value, &format!("field `env.{key}`"))?;
         env.retain(|(k, _)| *k != key);
         env.push((key, value));
     }
+    check_runnable(&command, &env, "field `command`")?;
     let cwd = match job.cwd {
+        Some(cwd) if cwd.contains('\0') => {
+            return Err(Error::input("field `cwd` contains a NUL byte"));
+        }
         Some(cwd) => defaults.cwd.join(cwd),
         None => defaults.cwd.clone(),
     };
@@ -547,11 +651,21 @@ fn job_from_json(job: JsonJob, defaults: &Defaults) -> Result<NewJob> {
 fn duration_value(value: &Value, what: &str) -> Result<std::time::Duration> {
     match value {
         Value::String(text) => duration::parse(text, what),
-        Value::Number(n) => duration::parse(&n.to_string(), what),
+        Value::Number(n) => duration::from_secs(n.as_f64().unwrap_or(f64::NAN), what),
         _ => Err(Error::input(format!(
             "{what} must be a duration like \"30s\" or a number of seconds"
         ))),
     }
+}
+
+/// A time no further ahead than the longest duration queuectl takes.
+fn within_reach(at: i64, now: i64, what: &str) -> Result<i64> {
+    if at > now.saturating_add(as_millis_i64(duration::MAX)) {
+        return Err(Error::input(format!(
+            "{what} is more than 100 years ahead: nothing waits that long"
+        )));
+    }
+    Ok(at)
 }
 
 /// A time given as RFC 3339 or a civil local time, or as Unix seconds.

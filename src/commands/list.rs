@@ -60,7 +60,7 @@ pub fn jobs_table(context: &Context, jobs: &[Job]) -> String {
                 (job.state.to_string(), state_style(job.state)),
                 cell(&job.queue),
                 cell(job.priority.to_string()),
-                cell(format!("{}/{}", job.attempts, job.retry.max_retries + 1)),
+                cell(format!("{}/{}", job.attempts, job.retry.max_attempts())),
                 cell(
                     job.exit_code
                         .map(|c| c.to_string())

@@ -41,7 +41,7 @@ pub fn run(context: &Context, args: &LogsArgs) -> Result<u8> {
             ),
         ));
     }
-    let path = log_path(&dir, &job.id, run);
+    let path = checked_log_path(&dir, &job.id, run)?;
     let output = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -65,10 +65,10 @@ fn follow(context: &Context, args: &LogsArgs, dir: &Path) -> Result<u8> {
     let mut run = args.attempt.unwrap_or(job.runs.max(1));
     let mut offset = 0u64;
     loop {
-        offset = copy_new(&log_path(dir, &job.id, run), offset)?;
+        offset = copy_new(&checked_log_path(dir, &job.id, run)?, offset)?;
         job = store.job(&args.id)?;
         if args.attempt.is_none() && job.runs > run {
-            copy_new(&log_path(dir, &job.id, run), offset)?;
+            copy_new(&checked_log_path(dir, &job.id, run)?, offset)?;
             run = job.runs;
             offset = 0;
             if !context.quiet {
@@ -78,11 +78,21 @@ fn follow(context: &Context, args: &LogsArgs, dir: &Path) -> Result<u8> {
         }
         let run_over = job.runs >= run && !(job.state == JobState::Processing && job.runs == run);
         if run_over && (args.attempt.is_some() || job.state.is_finished()) {
-            copy_new(&log_path(dir, &job.id, run), offset)?;
+            copy_new(&checked_log_path(dir, &job.id, run)?, offset)?;
             return Ok(EXIT_OK);
         }
         std::thread::sleep(FOLLOW_POLL);
     }
+}
+
+/// The log file of an attempt; an id read from the database that is not a
+/// valid job id names no file.
+fn checked_log_path(dir: &Path, id: &str, run: u32) -> Result<std::path::PathBuf> {
+    log_path(dir, id, run).ok_or_else(|| {
+        Error::input(format!(
+            "invalid job id `{id}` in the database: it names no log file"
+        ))
+    })
 }
 
 /// Prints what `path` gained past `offset`; returns the new offset. A log

@@ -24,12 +24,15 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     for queue in &args.queues {
         validate_queue(queue)?;
     }
-    if args.workers == Some(0) {
-        return Err(Error::input("--workers must be at least 1"));
-    }
+    runtime::check_count(args.workers, "--workers")?;
     let grace = duration::parse(&args.grace, "--grace")?;
     let started_at = now_ms();
     let jobfile = context.jobfile()?;
+    runtime::check_pools(&runtime::pools(
+        args.workers,
+        &args.queues,
+        jobfile.as_ref(),
+    ))?;
     let mut store = context.store()?;
     let lock = RunLock::acquire(&context.db)?;
     let style = style(context, args.progress);

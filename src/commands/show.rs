@@ -61,7 +61,7 @@ fn render(context: &Context, job: &Job, attempts: &[Attempt]) -> String {
         format!(
             "{} of {} (max_retries {})",
             job.attempts,
-            job.retry.max_retries + 1,
+            job.retry.max_attempts(),
             job.retry.max_retries
         ),
     ));

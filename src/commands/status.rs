@@ -6,12 +6,10 @@ use serde::Serialize;
 
 use crate::clock::{now_ms, relative};
 use crate::context::Context;
-use crate::duration::as_millis_i64;
 use crate::error::{EXIT_OK, Result};
 use crate::job::JobState;
 use crate::jobfile::Trigger;
 use crate::output::{Painter, cell, print_json, print_out, state_style, table};
-use crate::runtime::LEASE;
 use crate::scheduler;
 use crate::store::WorkerInfo;
 
@@ -141,9 +139,10 @@ pub fn run(context: &Context) -> Result<u8> {
 }
 
 /// `running`, `draining`/`stopping` once asked to stop, `stale` when its
-/// heartbeat is older than a lease (it probably died).
+/// heartbeat is older than its lease by this machine's clock (it probably
+/// died; the other workers judge by what they observe, not by clocks).
 pub fn worker_state(info: &WorkerInfo, now: i64) -> &'static str {
-    if info.heartbeat_at < now - as_millis_i64(LEASE) {
+    if info.heartbeat_at < now.saturating_sub(info.lease_ms) {
         "stale"
     } else {
         match info.stop.as_deref() {

@@ -17,8 +17,9 @@ use crate::error::{EXIT_OK, Error, Result};
 use crate::exec::KILL_GRACE;
 use crate::output::{Painter, cell, print_json, print_out, table};
 use crate::progress::Style;
-use crate::runtime::{self, Options, hostname, pid_alive, pools};
+use crate::runtime::{self, Options, pools};
 use crate::store::{Store, WorkerInfo};
+use crate::sys::host;
 
 use super::status::worker_state;
 use super::validate_queue;
@@ -41,14 +42,14 @@ fn options(context: &Context, args: &WorkerStartArgs) -> Result<Options> {
     for queue in &args.queues {
         validate_queue(queue)?;
     }
-    if args.count == Some(0) {
-        return Err(Error::input("--count must be at least 1"));
-    }
+    runtime::check_count(args.count, "--count")?;
+    let jobfile = context.jobfile()?;
+    runtime::check_pools(&pools(args.count, &args.queues, jobfile.as_ref()))?;
     Ok(Options {
         db: context.db.clone(),
         count: args.count,
         queues: args.queues.clone(),
-        jobfile: context.jobfile()?,
+        jobfile,
         follow_jobfile: false,
         apply_edits: false,
         until_idle: args.until_idle,
@@ -168,14 +169,19 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
         }
         return Ok(EXIT_OK);
     }
-    let host = hostname();
-    let mut left = wait_for_exit(&store, &workers, &host, Instant::now() + timeout)?;
+    let view = host::process_view();
+    let mut left = wait_for_exit(&store, &workers, view.as_deref(), Instant::now() + timeout)?;
     if !left.is_empty() && !args.force {
         // The grace is over: stop the running jobs and return them.
         store.request_stop("force")?;
-        left = wait_for_exit(&store, &left, &host, Instant::now() + KILL_GRACE * 3)?;
+        left = wait_for_exit(
+            &store,
+            &left,
+            view.as_deref(),
+            Instant::now() + KILL_GRACE * 3,
+        )?;
     }
-    for worker in left.iter().filter(|w| w.host == host) {
+    for worker in left.iter().filter(|w| sees(view.as_deref(), w)) {
         if let Some(pid) = i32::try_from(worker.pid)
             .ok()
             .and_then(rustix::process::Pid::from_raw)
@@ -184,14 +190,7 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
         }
     }
     // Jobs of workers that were killed, or had died before, go back now.
-    let now = now_ms();
-    let me = std::process::id();
-    store.reclaim(
-        &host,
-        now - crate::duration::as_millis_i64(runtime::LEASE),
-        now,
-        |pid| pid == me || pid_alive(pid),
-    )?;
+    runtime::rescue_gone_workers(&mut store)?;
     if context.json {
         let pids: Vec<u32> = workers.iter().map(|w| w.pid).collect();
         print_json(
@@ -215,7 +214,7 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
 fn wait_for_exit(
     store: &Store,
     workers: &[WorkerInfo],
-    host: &str,
+    view: Option<&str>,
     deadline: Instant,
 ) -> Result<Vec<WorkerInfo>> {
     loop {
@@ -223,7 +222,7 @@ fn wait_for_exit(
         let left: Vec<WorkerInfo> = workers
             .iter()
             .filter(|w| registered.iter().any(|r| r.id == w.id))
-            .filter(|w| w.host != host || pid_alive(w.pid))
+            .filter(|w| !sees(view, w) || host::pid_alive(w.pid))
             .cloned()
             .collect();
         if left.is_empty() || Instant::now() >= deadline {
@@ -231,6 +230,12 @@ fn wait_for_exit(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Whether this process sees the processes of `worker` (its pid means
+/// something here).
+fn sees(view: Option<&str>, worker: &WorkerInfo) -> bool {
+    view.is_some() && worker.process_view.as_deref() == view
 }
 
 fn status(context: &Context) -> Result<u8> {

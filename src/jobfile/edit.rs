@@ -28,6 +28,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("keep_finished", "settings.keep_finished"),
     ("log-max-bytes", "settings.log_max_bytes"),
     ("log_max_bytes", "settings.log_max_bytes"),
+    ("lease", "settings.lease"),
 ];
 
 const RETRY_KEYS: &[&str] = &[
@@ -37,7 +38,7 @@ const RETRY_KEYS: &[&str] = &[
     "jitter",
     "no_retry_exit_codes",
 ];
-const SETTINGS_KEYS: &[&str] = &["db", "keep_finished", "log_max_bytes"];
+const SETTINGS_KEYS: &[&str] = &["db", "keep_finished", "log_max_bytes", "lease"];
 
 /// The path a key names: an alias, or a dotted path (`jobs."a.b".priority`).
 pub fn resolve_key(key: &str) -> Result<Vec<String>> {
@@ -250,6 +251,7 @@ pub fn effective(jobfile: &Jobfile, path: &[String]) -> String {
         ),
         ["settings", "keep_finished"] => format!("\"{}\"", short(jobfile.settings.keep_finished)),
         ["settings", "log_max_bytes"] => jobfile.settings.log_max_bytes.to_string(),
+        ["settings", "lease"] => format!("\"{}\"", short(jobfile.settings.lease)),
         ["queues", name, "workers"] => jobfile.queues.get(*name).map_or("1".into(), u32::to_string),
         ["retry", name, key] => {
             let policy = jobfile

@@ -18,7 +18,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use model::{Missed, OnBusy, Overlap};
-pub use validate::{did_you_mean, parse};
+pub use validate::{MAX_WORKERS, did_you_mean, parse};
 
 use crate::error::{Error, Result};
 use crate::job::{NewJob, Origin, generate_id};
@@ -34,6 +34,11 @@ pub const DEFAULT_KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 1024 * 1024;
 /// The debounce of a watch, unless it says.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(300);
+/// How long a worker may stay silent before it is declared dead, unless
+/// `lease` says.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The shortest lease: heartbeats come ten times a lease.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
 
 /// A validated jobfile.
 #[derive(Debug, Clone)]
@@ -56,6 +61,7 @@ pub struct Settings {
     pub db: Option<PathBuf>,
     pub keep_finished: Duration,
     pub log_max_bytes: u64,
+    pub lease: Duration,
 }
 
 /// One job definition, with defaults filled in and paths resolved.
@@ -180,6 +186,8 @@ pub fn jobfile_commit(path: &Path) -> Option<String> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let git = |args: &[&str]| {
+        // A worker's reaper must not take git for an orphan of a job.
+        let _own = crate::sys::contain::own_child();
         std::process::Command::new("git")
             .current_dir(dir)
             .args(args)
@@ -199,8 +207,11 @@ pub fn jobfile_commit(path: &Path) -> Option<String> {
 impl Jobfile {
     /// Reads and validates the jobfile at `path`.
     pub fn load(path: &Path) -> Result<Jobfile> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::io("read the jobfile", path, e))?;
+        let text = crate::sys::files::read_regular(
+            path,
+            crate::sys::files::MAX_JOBFILE_BYTES,
+            "the jobfile",
+        )?;
         parse(&text, path).map_err(Error::Jobfile)
     }
 

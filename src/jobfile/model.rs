@@ -48,6 +48,11 @@ pub struct SettingsSpec {
     /// The most output kept per attempt (the tail), e.g. `1MiB`. Default: `1MiB`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_max_bytes: Option<ByteSize>,
+    /// How long a worker may stay silent (no heartbeat) before another
+    /// declares it dead and rescues its running jobs, at least `1s`.
+    /// Default: `30s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<HumanDuration>,
 }
 
 /// `[queues.NAME]`

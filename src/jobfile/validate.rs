@@ -14,10 +14,15 @@ use super::model::{
     JobSpec, Missed, OnBusy, Overlap, QueueSpec, RetryRef, RetrySpec, SettingsSpec, WatchSpec,
 };
 use super::{
-    DEFAULT_DEBOUNCE, DEFAULT_KEEP_FINISHED, DEFAULT_LOG_MAX_BYTES, DEFAULT_POLICY, DEFAULT_QUEUE,
-    Diagnostic, Diagnostics, JobDef, Jobfile, Schedule, Settings, Trigger, Watch,
+    DEFAULT_DEBOUNCE, DEFAULT_KEEP_FINISHED, DEFAULT_LEASE, DEFAULT_LOG_MAX_BYTES, DEFAULT_POLICY,
+    DEFAULT_QUEUE, Diagnostic, Diagnostics, JobDef, Jobfile, MIN_LEASE, Schedule, Settings,
+    Trigger, Watch,
 };
 use crate::retry::RetryPolicy;
+
+/// The most jobs of one queue that may run at once, and the most worker
+/// slots one process runs.
+pub const MAX_WORKERS: u32 = 1024;
 
 const SECTIONS: &[&str] = &["settings", "queues", "retry", "jobs"];
 
@@ -83,13 +88,17 @@ impl Validator<'_> {
             }
         };
         let mut settings = None;
+        let mut settings_span = 0..0;
         let mut queues = Vec::new();
         let mut policies = Vec::new();
         let mut jobs = Vec::new();
         for (key, value) in root.get_ref() {
             let section = key.get_ref().as_ref();
             match section {
-                "settings" => settings = self.section::<SettingsSpec>(value, "[settings]"),
+                "settings" => {
+                    settings_span = key.span();
+                    settings = self.section::<SettingsSpec>(value, "[settings]");
+                }
                 "queues" => queues = self.entries::<QueueSpec>(value, "queues"),
                 "retry" => policies = self.entries::<RetrySpec>(value, "retry"),
                 "jobs" => jobs = self.entries::<JobSpec>(value, "jobs"),
@@ -102,7 +111,7 @@ impl Validator<'_> {
             }
         }
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let settings = self.settings(settings.unwrap_or_default(), &dir);
+        let settings = self.settings(settings.unwrap_or_default(), settings_span, &dir);
         let queues = self.queues(queues);
         let retry = self.policies(policies);
         let jobs = self.jobs(jobs, &queues, &retry);
@@ -169,16 +178,35 @@ impl Validator<'_> {
         entries
     }
 
-    fn settings(&mut self, spec: SettingsSpec, dir: &Path) -> Settings {
+    fn settings(
+        &mut self,
+        spec: SettingsSpec,
+        span: std::ops::Range<usize>,
+        dir: &Path,
+    ) -> Settings {
+        let lease = spec.lease.map_or(DEFAULT_LEASE, |d| d.0);
+        if lease < MIN_LEASE {
+            self.error(
+                span,
+                format!(
+                    "`settings.lease` is {}: a lease is at least 1s",
+                    crate::duration::human(lease)
+                ),
+                Some("workers heartbeat ten times a lease; `30s` is the default".into()),
+            );
+        }
         Settings {
             db: spec.db.map(|db| dir.join(db)),
             keep_finished: spec.keep_finished.map_or(DEFAULT_KEEP_FINISHED, |d| d.0),
             log_max_bytes: spec.log_max_bytes.map_or(DEFAULT_LOG_MAX_BYTES, |b| b.0),
+            lease,
         }
     }
 
     fn queues(&mut self, entries: Vec<Entry<QueueSpec>>) -> BTreeMap<String, u32> {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let cpus = std::thread::available_parallelism()
+            .map_or(1, |n| n.get() as u32)
+            .min(MAX_WORKERS);
         let mut queues = BTreeMap::from([(DEFAULT_QUEUE.to_string(), cpus)]);
         for entry in entries {
             let default = if entry.name == DEFAULT_QUEUE { cpus } else { 1 };
@@ -191,6 +219,15 @@ impl Validator<'_> {
                         entry.name
                     ),
                     Some("remove the queue, or give it `workers = 1`".into()),
+                );
+            } else if workers > MAX_WORKERS {
+                self.error(
+                    entry.span,
+                    format!(
+                        "`queues.{}.workers` is {workers}: at most {MAX_WORKERS} jobs of a queue run at once",
+                        entry.name
+                    ),
+                    Some("a worker is a thread and a process; more than that only queue on the CPU".into()),
                 );
             }
             queues.insert(entry.name, workers);
@@ -276,6 +313,16 @@ impl Validator<'_> {
                     None,
                 );
             }
+            if let Err(why) = crate::job::check_command(&spec.command) {
+                self.error(entry.span.clone(), format!("`{key}.command` {why}"), None);
+            }
+            if spec.timeout.is_some_and(|t| t.0.is_zero()) {
+                self.error(
+                    entry.span.clone(),
+                    format!("`{key}.timeout` is 0s: the job would time out before it starts"),
+                    Some("leave `timeout` out for no time limit".into()),
+                );
+            }
             let queue = match spec.queue {
                 Some(queue) if !queues.contains_key(queue.get_ref()) => {
                     let hint = did_you_mean(queue.get_ref(), queues.keys().map(String::as_str))
@@ -340,6 +387,10 @@ impl Validator<'_> {
                     );
                 }
                 env.push((name, value));
+            }
+            if let Err((name, why)) = crate::job::check_env(&env) {
+                let what = name.map_or(format!("`{key}.env`"), |n| format!("`{key}.env.{n}`"));
+                self.error(entry.span.clone(), format!("{what} {why}"), None);
             }
             let after: Vec<String> = spec
                 .after

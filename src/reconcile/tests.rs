@@ -44,7 +44,7 @@ fn applied(before: &Jobfile, state: JobState) -> Stored {
                 .or_default()
                 .push(job.clone());
         }
-        stored.latest.insert(name.clone(), job);
+        stored.latest.insert(name.clone(), (&job).into());
     }
     stored
 }
@@ -304,7 +304,7 @@ mod properties {
                     *next_id += 1;
                     let job = stored_from(file, name, &format!("j{next_id}"), JobState::Pending);
                     stored.waiting.insert(name.clone(), vec![job.clone()]);
-                    stored.latest.insert(name.clone(), job);
+                    stored.latest.insert(name.clone(), (&job).into());
                 }
                 Action::Update { name, .. } => {
                     let updated = stored_from(file, name, "x", JobState::Pending);
@@ -315,7 +315,7 @@ mod properties {
                             ..updated.clone()
                         };
                         if stored.latest.get(name).is_some_and(|l| l.id == job.id) {
-                            stored.latest.insert(name.clone(), job.clone());
+                            stored.latest.insert(name.clone(), Latest::from(&*job));
                         }
                     }
                 }
@@ -323,6 +323,7 @@ mod properties {
                     stored.waiting.remove(name);
                     if let Some(latest) = stored.latest.get_mut(name) {
                         latest.state = JobState::Cancelled;
+                        latest.reason = Some(REMOVED.into());
                     }
                 }
                 Action::Queue {

@@ -143,17 +143,28 @@ impl Store {
     }
 
     /// Records the end of an attempt and, in the same transaction, claims the
-    /// worker's next job. Returns whether the job was still this worker's
-    /// (false: its lease expired and it was reclaimed meanwhile).
+    /// worker's next job. Returns whether the attempt was still this
+    /// worker's: false when the worker was declared dead and the job
+    /// rescued meanwhile, and then nothing is written (the rescuer's history
+    /// stands) and nothing is claimed.
     pub fn finish(
         &mut self,
         finish: &Finish<'_>,
         next: Option<ClaimArgs<'_>>,
     ) -> Result<(bool, Option<Claimed>)> {
         self.write(|tx| {
+            let owned = tx
+                .prepare_cached(
+                    "SELECT 1 FROM jobs WHERE id = ?1 AND runner = ?2 AND runs = ?3 \
+                     AND state = 'processing'",
+                )?
+                .exists(params![finish.id, finish.runner, finish.run])?;
+            if !owned {
+                return Ok((false, None));
+            }
             tx.prepare_cached(
                 "UPDATE attempts SET finished_at = ?3, exit_code = ?4, outcome = ?5, error = ?6, \
-                 output_bytes = ?7 WHERE job_id = ?1 AND run = ?2",
+                 output_bytes = ?7 WHERE job_id = ?1 AND run = ?2 AND outcome IS NULL",
             )?
             .execute(params![
                 finish.id,
@@ -166,24 +177,23 @@ impl Store {
             ])?;
             let uncount = i64::from(finish.outcome == AttemptOutcome::Interrupted);
             let finished_at = finish.state.is_finished().then_some(finish.now);
-            let owned =
-                tx.prepare_cached(
-                    "UPDATE jobs SET state = ?3, exit_code = ?4, last_error = ?5, \
+            tx.prepare_cached(
+                "UPDATE jobs SET state = ?3, exit_code = ?4, last_error = ?5, \
                      run_at = COALESCE(?6, run_at), finished_at = ?7, attempts = attempts - ?8, \
                      runner = NULL, lease_until = NULL, cancel_requested = 0, updated_at = ?9 \
                      WHERE id = ?1 AND runner = ?2 AND state = 'processing'",
-                )?
-                .execute(params![
-                    finish.id,
-                    finish.runner,
-                    finish.state.as_str(),
-                    finish.exit_code,
-                    finish.error,
-                    finish.run_at,
-                    finished_at,
-                    uncount,
-                    finish.now,
-                ])? == 1;
+            )?
+            .execute(params![
+                finish.id,
+                finish.runner,
+                finish.state.as_str(),
+                finish.exit_code,
+                finish.error,
+                finish.run_at,
+                finished_at,
+                uncount,
+                finish.now,
+            ])?;
             if matches!(finish.state, JobState::Dead | JobState::Cancelled) {
                 cancel_blocked(tx, finish.now)?;
             }
@@ -492,9 +502,9 @@ pub(super) fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
     }
 }
 
-/// The state of the latest job of definition `d.value` (in a `json_each` over `after_deps`).
-pub(super) const LATEST_STATE: &str = "(SELECT x.state FROM jobs x WHERE x.definition = d.value \
-    ORDER BY x.created_at DESC, x.id DESC LIMIT 1)";
+/// The state of the latest job of definition `d.value` (in a `json_each`
+/// over `after_deps`), from the record that outlives pruned jobs.
+pub(super) const LATEST_STATE: &str = "(SELECT x.state FROM definitions x WHERE x.name = d.value)";
 
 /// Cancels waiting jobs whose dependency's latest run is dead or cancelled,
 /// and so on down the chain: they would otherwise wait forever.
@@ -539,6 +549,7 @@ fn claim_in(conn: &Connection, args: ClaimArgs<'_>) -> Result<Option<Claimed>> {
          AND c.run_at <= ?3 AND {queue_filter} AND (c.after_deps IS NULL OR NOT EXISTS \
          (SELECT 1 FROM json_each(c.after_deps) d WHERE {LATEST_STATE} IS NOT 'completed')) \
          ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1) \
+         AND EXISTS (SELECT 1 FROM workers w WHERE w.id = ?1) \
          RETURNING id, command, queue, attempts, runs, max_retries, backoff_base, max_delay_ms, \
          jitter, no_retry_codes, timeout_ms, env, cwd, definition"
     );

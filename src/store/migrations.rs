@@ -100,4 +100,59 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX jobs_newest ON jobs (created_at DESC, id DESC);
     "#,
+    // 5: what each definition last did, kept when its jobs are pruned: the
+    // latest job, its state and spec (so "already ran at this spec" and a
+    // dependency's "latest run completed" outlive the job rows), and
+    // whether the jobfile still declares it. Triggers keep it current in
+    // the transaction of every insert and state change. And who a worker
+    // is: the processes it can see, and its lease.
+    r#"
+    CREATE TABLE definitions (
+        name       TEXT PRIMARY KEY NOT NULL,
+        job_id     TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        reason     TEXT,
+        spec_hash  TEXT,
+        command    TEXT NOT NULL,
+        env        TEXT NOT NULL,
+        cwd        TEXT,
+        removed_at INTEGER,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO definitions (name, job_id, state, reason, spec_hash, command, env, cwd, updated_at)
+        SELECT j.definition, j.id, j.state, j.reason, j.spec_hash, j.command, j.env, j.cwd,
+               j.updated_at
+        FROM jobs j WHERE j.definition IS NOT NULL AND j.id = (SELECT x.id FROM jobs x
+            WHERE x.definition = j.definition ORDER BY x.created_at DESC, x.id DESC LIMIT 1);
+    CREATE TRIGGER definitions_latest AFTER INSERT ON jobs WHEN NEW.definition IS NOT NULL
+    BEGIN
+        INSERT INTO definitions (name, job_id, state, reason, spec_hash, command, env, cwd,
+                                 updated_at)
+        VALUES (NEW.definition, NEW.id, NEW.state, NEW.reason, NEW.spec_hash, NEW.command,
+                NEW.env, NEW.cwd, NEW.updated_at)
+        ON CONFLICT (name) DO UPDATE SET job_id = excluded.job_id, state = excluded.state,
+            reason = excluded.reason, spec_hash = excluded.spec_hash,
+            command = excluded.command, env = excluded.env, cwd = excluded.cwd,
+            removed_at = NULL, updated_at = excluded.updated_at;
+    END;
+    CREATE TRIGGER definitions_follow AFTER UPDATE OF state, reason, spec_hash, command, env, cwd
+        ON jobs WHEN NEW.definition IS NOT NULL
+    BEGIN
+        UPDATE definitions SET state = NEW.state, reason = NEW.reason,
+            spec_hash = NEW.spec_hash, command = NEW.command, env = NEW.env, cwd = NEW.cwd,
+            updated_at = NEW.updated_at
+        WHERE name = NEW.definition AND job_id = NEW.id;
+    END;
+    ALTER TABLE workers ADD COLUMN process_view TEXT;
+    ALTER TABLE workers ADD COLUMN lease_ms INTEGER NOT NULL DEFAULT 30000;
+    "#,
 ];
+
+/// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it
+/// from another program's SQLite file.
+pub const APPLICATION_ID: i32 = 0x7163_746c;
+
+/// The tables every queuectl schema has had since version 1: a database
+/// without `application_id` (made before version 5) is queuectl's if it
+/// holds them.
+pub const LEGACY_TABLES: [&str; 3] = ["attempts", "jobs", "workers"];

@@ -31,7 +31,7 @@ mod workers;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,12 +39,27 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 
 pub use jobs::{ClaimArgs, Counts, DlqStat, EnqueueOutcome, Finish, JobFilter, QueueFilter};
 pub use schedules::{ScheduleRow, TickOutcome, WatchOutcome};
-pub use workers::{Reclaimed, WorkerInfo};
+pub use workers::{Heartbeat, Reclaimed, Registration, WorkerInfo};
 
 use crate::error::{Error, Result};
 
+/// How the hints of a failed single write end: true of a command, which
+/// writes once; a worker says otherwise ([`Error::after_work`]).
+pub const NOTHING_CHANGED: &str = "nothing was changed";
+
+/// The directory queuectl keeps its state in, beside the jobfile.
+pub const STATE_DIR: &str = ".queuectl";
+
 /// How long a writer waits for the lock before reporting the database locked.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whose database a file is (see [`Store::owner`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Queuectl,
+    /// No tables yet: a new (or empty) file.
+    Nobody,
+}
 
 /// How durable each commit of a connection is (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +81,9 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, with its directory
     /// (0700, with a `.gitignore` of `*` when queuectl creates it) and the
     /// file itself 0600.
+    ///
+    /// A file that holds another program's database is refused before
+    /// anything is written to it (see [`Store::owner`]).
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
         prepare_location(path)?;
         let conn = Connection::open_with_flags(
@@ -75,24 +93,141 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| sqlite_error(path, e))?;
-        Store::setup(conn, path, durability)
-    }
-
-    /// Opens the database for a read command. A database that does not exist
-    /// yet reads as empty, and nothing is created on disk.
-    pub fn open_read(path: &Path) -> Result<Store> {
-        if path.exists() {
-            return Store::open(path, Durability::Normal);
-        }
-        let conn = Connection::open_in_memory().map_err(|e| sqlite_error(path, e))?;
-        Store::setup(conn, path, Durability::Normal)
-    }
-
-    fn setup(conn: Connection, path: &Path, durability: Durability) -> Result<Store> {
-        let mut store = Store {
+        let store = Store {
             conn,
             path: path.to_path_buf(),
         };
+        store.owner()?;
+        store.setup(durability)
+    }
+
+    /// Opens the database for a read command: read-only, so nothing is
+    /// created, migrated or switched. A database that does not exist yet,
+    /// or is an empty file, reads as an empty queue.
+    pub fn open_read(path: &Path) -> Result<Store> {
+        if path.exists() {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| sqlite_error(path, e))?;
+            let store = Store {
+                conn,
+                path: path.to_path_buf(),
+            };
+            if store.owner()? == Owner::Queuectl {
+                store
+                    .conn
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .map_err(|e| sqlite_error(path, e))?;
+                store.check_version(true)?;
+                return Ok(store);
+            }
+        }
+        let conn = Connection::open_in_memory().map_err(|e| sqlite_error(path, e))?;
+        Store {
+            conn,
+            path: path.to_path_buf(),
+        }
+        .setup(Durability::Normal)
+    }
+
+    /// Whose database this is: queuectl's (its application id, or the
+    /// tables of a queuectl made before the id existed), or nobody's yet
+    /// (no tables at all). Anything else is another program's, and an
+    /// error: queuectl neither writes to it nor switches its journal.
+    fn owner(&self) -> Result<Owner> {
+        // One read transaction: a snapshot, never half of another
+        // process's migration.
+        let read = || -> rusqlite::Result<(i32, i64, Vec<String>)> {
+            self.conn.execute_batch("BEGIN DEFERRED")?;
+            let id = self
+                .conn
+                .query_row("PRAGMA application_id", [], |row| row.get(0))?;
+            let version = self
+                .conn
+                .query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            let tables = self
+                .conn
+                .prepare(
+                    "SELECT name FROM sqlite_schema WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )?
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok((id, version, tables))
+        };
+        let result = read();
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("COMMIT");
+        }
+        let (id, version, tables) = result.map_err(|e| sqlite_error(&self.path, e))?;
+        let legacy = id == 0
+            && (1..=4).contains(&version)
+            && migrations::LEGACY_TABLES
+                .iter()
+                .all(|t| tables.iter().any(|have| have == t));
+        if id == migrations::APPLICATION_ID || legacy {
+            return Ok(Owner::Queuectl);
+        }
+        if id == 0 && tables.is_empty() {
+            return Ok(Owner::Nobody);
+        }
+        let whose = if tables.is_empty() {
+            format!("its application id is {id:#x}")
+        } else {
+            let names: Vec<String> = tables.iter().take(5).map(|t| format!("`{t}`")).collect();
+            let more = if tables.len() > 5 { ", …" } else { "" };
+            format!(
+                "it holds tables of another program ({}{more})",
+                names.join(", ")
+            )
+        };
+        Err(Error::Database {
+            path: self.path.clone(),
+            message: format!("not a queuectl database: {whose}"),
+            hint: Some(
+                "point --db (or settings.db) at a new file or at a queuectl database; this one was left as it was"
+                    .into(),
+            ),
+        })
+    }
+
+    /// Refuses a schema newer than this queuectl; with `read_only`, also
+    /// one older (a read command does not migrate).
+    fn check_version(&self, read_only: bool) -> Result<usize> {
+        let version: usize = self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| sqlite_error(&self.path, e))?;
+        let known = migrations::MIGRATIONS.len();
+        if version > known {
+            return Err(Error::Database {
+                path: self.path.clone(),
+                message: format!(
+                    "schema version {version} is newer than this queuectl knows ({known})"
+                ),
+                hint: Some("upgrade queuectl".into()),
+            });
+        }
+        if read_only && version < known {
+            return Err(Error::Database {
+                path: self.path.clone(),
+                message: format!(
+                    "schema version {version} is older than this queuectl's ({known}), and this command only reads"
+                ),
+                hint: Some(
+                    "any command that writes (`queuectl apply`, `enqueue`, `run`, `worker start`) upgrades it"
+                        .into(),
+                ),
+            });
+        }
+        Ok(version)
+    }
+
+    fn setup(mut self, durability: Durability) -> Result<Store> {
+        let path = self.path.clone();
+        let store = &mut self;
         // Switching a new database to WAL while another process creates it
         // can fail with SQLITE_BUSY at once, without the busy handler
         // (SQLite's deadlock avoidance on a lock upgrade): try again, for
@@ -103,7 +238,7 @@ impl Store {
                 Err(Error::Sqlite(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                result => return result.map(|()| store).map_err(|e| database_error(path, e)),
+                result => return result.map(|()| self).map_err(|e| database_error(&path, e)),
             }
         }
     }
@@ -145,20 +280,7 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: usize = self
-            .conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if version > migrations::MIGRATIONS.len() {
-            return Err(Error::Database {
-                path: self.path.clone(),
-                message: format!(
-                    "schema version {version} is newer than this queuectl knows ({})",
-                    migrations::MIGRATIONS.len()
-                ),
-                hint: Some("upgrade queuectl".into()),
-            });
-        }
-        if version == migrations::MIGRATIONS.len() {
+        if self.check_version(false)? == migrations::MIGRATIONS.len() {
             return Ok(());
         }
         let tx = self
@@ -170,6 +292,7 @@ impl Store {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", index + 1)?;
         }
+        tx.pragma_update(None, "application_id", migrations::APPLICATION_ID)?;
         tx.commit()?;
         Ok(())
     }
@@ -251,7 +374,7 @@ fn sqlite_error(path: &Path, error: rusqlite::Error) -> Error {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => (
             "the database is locked by another process".to_string(),
             Some(format!(
-                "another program held a write lock on it for longer than {}s; retry when it is done",
+                "no write lock within {}s: other processes kept it busy (a long transaction, or many writers at once); retry when they are done",
                 BUSY_TIMEOUT.as_secs()
             )),
         ),
@@ -265,14 +388,13 @@ fn sqlite_error(path: &Path, error: rusqlite::Error) -> Error {
         ),
         Some(ErrorCode::DiskFull) => (
             "the disk is full".to_string(),
-            Some("free some space; nothing was changed".into()),
+            Some(format!("free some space; {NOTHING_CHANGED}")),
         ),
         Some(ErrorCode::SystemIoFailure) => (
             format!("a write failed ({error})"),
-            Some(
-                "the disk may be full or the file too large for its limit; nothing was changed"
-                    .into(),
-            ),
+            Some(format!(
+                "the disk may be full or the file too large for its limit; {NOTHING_CHANGED}"
+            )),
         ),
         _ => (error.to_string(), None),
     };
@@ -285,12 +407,22 @@ fn sqlite_error(path: &Path, error: rusqlite::Error) -> Error {
 
 /// Creates the database's directory (0700, with a `.gitignore` of `*`) and
 /// the file (0600) before SQLite opens it, so neither is ever readable by
-/// others; SQLite gives its -wal and -shm files the database's mode.
+/// others; SQLite gives its -wal and -shm files the database's mode. A
+/// `.queuectl` directory that exists already is queuectl's: one that
+/// others may read or write is brought back to 0700.
 fn prepare_location(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
+    if dir.file_name() == Some(std::ffi::OsStr::new(STATE_DIR))
+        && let Ok(meta) = fs::metadata(dir)
+        && meta.is_dir()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("make private (0700)", dir, e))?;
+    }
     if !dir.is_dir() {
         fs::DirBuilder::new()
             .recursive(true)

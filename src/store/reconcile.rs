@@ -10,7 +10,7 @@ use super::jobs::{cancel_blocked, deps_json, from_json, from_json_or_empty, pars
 use crate::error::Result;
 use crate::job::Origin;
 use crate::jobfile::Jobfile;
-use crate::reconcile::{self, Action, Plan, Stored, StoredJob};
+use crate::reconcile::{self, Action, Latest, Plan, Stored, StoredJob};
 use crate::retry::RetryPolicy;
 
 const STORED_COLUMNS: &str = "id, definition, state, spec_hash, command, env, cwd, queue, priority, \
@@ -28,6 +28,7 @@ impl Store {
             let stored = read_stored(tx)?;
             let plan = reconcile::plan(jobfile, &stored);
             apply_plan(tx, jobfile, &plan, commit, now)?;
+            mark_removed(tx, jobfile, now)?;
             cancel_blocked(tx, now)?;
             Ok(plan)
         })
@@ -44,16 +45,31 @@ fn read_stored(conn: &Connection) -> Result<Stored> {
         queues: read_queues(conn)?,
         ..Stored::default()
     };
-    // The latest job of each definition (ties in the millisecond go to the
-    // greater id, as generated ids sort by creation).
-    let mut latest = conn.prepare_cached(&format!(
-        "SELECT {STORED_COLUMNS} FROM jobs j JOIN (SELECT definition AS d, MAX(created_at) AS c \
-         FROM jobs WHERE definition IS NOT NULL GROUP BY definition) m \
-         ON j.definition = m.d AND j.created_at = m.c ORDER BY j.id"
-    ))?;
-    for job in latest.query_map([], stored_job)? {
-        let job = job?;
-        stored.latest.insert(job.definition.clone(), job);
+    // What each definition last did, from the record that outlives its
+    // pruned jobs.
+    let mut latest = conn.prepare_cached(
+        "SELECT name, job_id, state, reason, spec_hash, command, env, cwd, removed_at \
+         FROM definitions",
+    )?;
+    let rows = latest.query_map([], |row| {
+        let state: String = row.get(2)?;
+        Ok((
+            row.get::<_, String>(0)?,
+            Latest {
+                id: row.get(1)?,
+                state: parse_state(&state)?,
+                reason: row.get(3)?,
+                spec_hash: row.get(4)?,
+                command: row.get(5)?,
+                env: from_json(row, 6)?,
+                cwd: row.get(7)?,
+                removed: row.get::<_, Option<i64>>(8)?.is_some(),
+            },
+        ))
+    })?;
+    for row in rows {
+        let (name, latest) = row?;
+        stored.latest.insert(name, latest);
     }
     let mut waiting = conn.prepare_cached(&format!(
         "SELECT {STORED_COLUMNS} FROM jobs WHERE definition IS NOT NULL \
@@ -68,6 +84,23 @@ fn read_stored(conn: &Connection) -> Result<Stored> {
             .push(job);
     }
     Ok(stored)
+}
+
+/// Records which definitions the jobfile declares no more (and which it
+/// declares again), beside their history.
+fn mark_removed(conn: &Connection, jobfile: &Jobfile, now: i64) -> Result<()> {
+    let names = to_json(&jobfile.jobs.keys().collect::<Vec<_>>());
+    conn.prepare_cached(
+        "UPDATE definitions SET removed_at = ?2 WHERE removed_at IS NULL \
+         AND name NOT IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute(params![names, now])?;
+    conn.prepare_cached(
+        "UPDATE definitions SET removed_at = NULL WHERE removed_at IS NOT NULL \
+         AND name IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute([names])?;
+    Ok(())
 }
 
 fn read_queues(conn: &Connection) -> Result<BTreeMap<String, u32>> {
@@ -169,7 +202,7 @@ fn apply_plan(
             }
             Action::Cancel { ids, .. } => {
                 for id in ids {
-                    cancel.execute(params![id, "removed from the jobfile", now])?;
+                    cancel.execute(params![id, reconcile::REMOVED, now])?;
                 }
             }
             Action::Queue {

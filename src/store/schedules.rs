@@ -256,6 +256,18 @@ mod tests {
     }
 
     fn claim(store: &mut Store) -> crate::error::Result<()> {
+        if store.workers()?.is_empty() {
+            store.register_worker(&crate::store::Registration {
+                id: 1,
+                pid: 1,
+                host: "test",
+                process_view: None,
+                queues: &[],
+                slots: 1,
+                lease_ms: 30_000,
+                now: 0,
+            })?;
+        }
         store.claim(crate::store::ClaimArgs {
             runner: 1,
             queues: &crate::store::QueueFilter::Any,

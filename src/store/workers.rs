@@ -1,60 +1,95 @@
-//! Worker processes: registration, heartbeats with lease renewal, stop
-//! requests, and the reclaim of jobs whose worker died.
+//! Worker processes: registration under an id of their own, heartbeats
+//! with lease renewal, stop requests, and the rescue of the jobs of
+//! workers declared dead.
+//!
+//! Who is dead is not decided here: the caller judges by what it saw
+//! ([`crate::runtime`]'s liveness), and [`Store::declare_dead`] removes
+//! the workers it names only if their heartbeat is still the one the
+//! caller saw, so a worker that just proved it is alive is never removed.
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::Store;
-use super::jobs::to_json;
+use super::jobs::{from_json, to_json};
 use crate::error::Result;
+use crate::job::JobState;
+use crate::retry::{Decision, RetryPolicy};
 
 /// A registered worker process.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerInfo {
+    /// Random, never reused.
     pub id: i64,
     pub pid: u32,
     pub host: String,
+    /// The processes it sees (boot id and PID namespace): its pid means
+    /// something only to a worker with the same view.
+    pub process_view: Option<String>,
     /// Empty: every queue.
     pub queues: Vec<String>,
     pub slots: u32,
     pub busy: u32,
     pub started_at: i64,
     pub heartbeat_at: i64,
+    /// How long it may stay silent before it is declared dead.
+    pub lease_ms: i64,
     /// `drain` or `force` once `worker stop` asked it to stop.
     pub stop: Option<String>,
 }
 
-/// What a reclaim sweep did.
+/// What registers a worker.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub id: i64,
+    pub pid: u32,
+    pub host: &'a str,
+    pub process_view: Option<&'a str>,
+    pub queues: &'a [String],
+    pub slots: u32,
+    pub lease_ms: i64,
+    pub now: i64,
+}
+
+/// What a heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// The worker is registered; its stop request, if any (`drain`/`force`).
+    Alive(Option<String>),
+    /// Its row is gone: another worker declared it dead and rescued its jobs.
+    Gone,
+}
+
+/// What a rescue did.
 #[derive(Debug, Default)]
 pub struct Reclaimed {
-    /// Worker rows removed because their process is gone.
-    pub workers: Vec<(u32, String)>,
-    /// Jobs taken back from them: (id, now dead?).
+    /// Workers removed: (id, pid, host).
+    pub workers: Vec<(i64, u32, String)>,
+    /// Jobs taken back: (id, now dead?).
     pub jobs: Vec<(String, bool)>,
 }
 
-/// Jobs whose worker is gone: lease expired, or runner no longer registered.
-const LOST_JOBS: &str = "state = 'processing' AND (lease_until < ?1 OR runner IS NULL \
-                         OR runner NOT IN (SELECT id FROM workers))";
 const LOST: &str = "the worker running it was lost";
 
 impl Store {
-    /// Registers this process as a worker; returns its runner id.
-    pub fn register_worker(
-        &mut self,
-        pid: u32,
-        host: &str,
-        queues: &[String],
-        slots: u32,
-        now: i64,
-    ) -> Result<i64> {
+    /// Registers a worker process.
+    pub fn register_worker(&mut self, worker: &Registration<'_>) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO workers (pid, host, queues, slots, started_at, heartbeat_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![pid, host, to_json(queues), slots, now],
+                "INSERT INTO workers (id, pid, host, process_view, queues, slots, lease_ms, \
+                 started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![
+                    worker.id,
+                    worker.pid,
+                    worker.host,
+                    worker.process_view,
+                    to_json(worker.queues),
+                    worker.slots,
+                    worker.lease_ms,
+                    worker.now
+                ],
             )?;
-            Ok(tx.last_insert_rowid())
+            Ok(())
         })
     }
 
@@ -70,10 +105,8 @@ impl Store {
     }
 
     /// Records that `runner` is alive and extends the leases of its jobs to
-    /// `lease_until`. Returns its stop request, if any (`drain`/`force`).
-    /// A runner whose row is gone (another worker declared it dead) gets
-    /// `force`: its jobs may already run elsewhere.
-    pub fn heartbeat(&mut self, runner: i64, lease_until: i64, now: i64) -> Result<Option<String>> {
+    /// `lease_until`; or finds that it was declared dead.
+    pub fn heartbeat(&mut self, runner: i64, lease_until: i64, now: i64) -> Result<Heartbeat> {
         self.write(|tx| {
             let stop: Option<Option<String>> = tx
                 .prepare_cached(
@@ -81,22 +114,26 @@ impl Store {
                 )?
                 .query_row(params![runner, now], |row| row.get(0))
                 .optional()?;
+            let Some(stop) = stop else {
+                return Ok(Heartbeat::Gone);
+            };
             tx.prepare_cached(
                 "UPDATE jobs SET lease_until = ?2 WHERE runner = ?1 AND state = 'processing'",
             )?
             .execute(params![runner, lease_until])?;
-            Ok(stop.unwrap_or_else(|| Some("force".into())))
+            Ok(Heartbeat::Alive(stop))
         })
     }
 
-    /// The stop request of `runner` (`drain`/`force`), read without writing.
-    pub fn stop_request(&self, runner: i64) -> Result<Option<String>> {
+    /// The stop request of `runner`, read without writing; [`Heartbeat::Gone`]
+    /// when it was declared dead.
+    pub fn stop_request(&self, runner: i64) -> Result<Heartbeat> {
         self.read(|conn| {
             let stop: Option<Option<String>> = conn
                 .prepare_cached("SELECT stop FROM workers WHERE id = ?1")?
                 .query_row([runner], |row| row.get(0))
                 .optional()?;
-            Ok(stop.unwrap_or_else(|| Some("force".into())))
+            Ok(stop.map_or(Heartbeat::Gone, Heartbeat::Alive))
         })
     }
 
@@ -136,79 +173,123 @@ impl Store {
     pub fn workers(&self) -> Result<Vec<WorkerInfo>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT w.id, w.pid, w.host, w.queues, w.slots, w.started_at, w.heartbeat_at, \
-                 w.stop, (SELECT COUNT(*) FROM jobs j WHERE j.runner = w.id \
-                 AND j.state = 'processing') FROM workers w ORDER BY w.id",
+                "SELECT w.id, w.pid, w.host, w.process_view, w.queues, w.slots, w.started_at, \
+                 w.heartbeat_at, w.lease_ms, w.stop, (SELECT COUNT(*) FROM jobs j \
+                 WHERE j.runner = w.id AND j.state = 'processing') FROM workers w \
+                 ORDER BY w.started_at, w.id",
             )?;
             let rows = stmt.query_map([], |row| {
-                let queues: String = row.get(3)?;
                 Ok(WorkerInfo {
                     id: row.get(0)?,
                     pid: row.get(1)?,
                     host: row.get(2)?,
-                    queues: serde_json::from_str(&queues).unwrap_or_default(),
-                    slots: row.get(4)?,
-                    started_at: row.get(5)?,
-                    heartbeat_at: row.get(6)?,
-                    stop: row.get(7)?,
-                    busy: row.get(8)?,
+                    process_view: row.get(3)?,
+                    queues: from_json(row, 4)?,
+                    slots: row.get(5)?,
+                    started_at: row.get(6)?,
+                    heartbeat_at: row.get(7)?,
+                    lease_ms: row.get(8)?,
+                    stop: row.get(9)?,
+                    busy: row.get(10)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 
-    /// Takes back the jobs of dead workers. A worker is dead when its
-    /// heartbeat is older than `stale_before`, or when it ran on `host` and
-    /// `alive(pid)` says its process is gone. Also reclaims any job whose
-    /// lease expired. A lost attempt counts: the job is retried at once, or
-    /// is dead when it has no retries left.
-    pub fn reclaim(
+    /// Whether some job runs under a worker that is no longer registered.
+    pub fn has_orphaned_jobs(&self) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM jobs j WHERE state = 'processing' AND \
+                     (runner IS NULL OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = j.runner)))",
+                )?
+                .query_row([], |row| row.get(0))?)
+        })
+    }
+
+    /// Removes the workers named (id, the heartbeat the caller saw) unless
+    /// they heartbeated since, and rescues every job whose worker is no
+    /// longer registered: its attempt is `lost` and counts, and the job's
+    /// retry policy decides (a retry after its backoff, or dead). `random`
+    /// in `[0, 1)` feeds jitter. One transaction.
+    pub fn declare_dead(
         &mut self,
-        host: &str,
-        stale_before: i64,
+        dead: &[(i64, i64)],
         now: i64,
-        alive: impl Fn(u32) -> bool,
+        random: f64,
     ) -> Result<Reclaimed> {
         self.write(|tx| {
             let mut reclaimed = Reclaimed::default();
-            let candidates: Vec<(i64, u32, String, i64)> = tx
-                .prepare_cached("SELECT id, pid, host, heartbeat_at FROM workers")?
-                .query_map([], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            for (id, pid, worker_host, heartbeat_at) in candidates {
-                let dead = heartbeat_at < stale_before || (worker_host == host && !alive(pid));
-                if dead {
-                    tx.execute("DELETE FROM workers WHERE id = ?1", [id])?;
-                    reclaimed.workers.push((pid, worker_host));
+            let mut remove = tx.prepare_cached(
+                "DELETE FROM workers WHERE id = ?1 AND heartbeat_at = ?2 RETURNING pid, host",
+            )?;
+            for &(id, heartbeat_at) in dead {
+                if let Some((pid, host)) = remove
+                    .query_row(params![id, heartbeat_at], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()?
+                {
+                    reclaimed.workers.push((id, pid, host));
                 }
             }
-            tx.execute(
-                &format!(
-                    "UPDATE attempts SET outcome = 'lost', finished_at = ?1, error = '{LOST}' \
-                     WHERE outcome IS NULL AND (job_id, run) IN \
-                     (SELECT id, runs FROM jobs WHERE {LOST_JOBS})"
-                ),
-                [now],
+            let lost: Vec<(String, u32, RetryPolicy)> = tx
+                .prepare_cached(
+                    "SELECT id, attempts, max_retries, backoff_base, max_delay_ms, jitter, \
+                     no_retry_codes FROM jobs j \
+                     WHERE state = 'processing' AND (runner IS NULL \
+                     OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = j.runner))",
+                )?
+                .query_map([], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        RetryPolicy {
+                            max_retries: row.get(2)?,
+                            backoff_base: row.get(3)?,
+                            max_delay_ms: row.get(4)?,
+                            jitter: row.get(5)?,
+                            no_retry_exit_codes: from_json(row, 6)?,
+                        },
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut attempt = tx.prepare_cached(
+                "UPDATE attempts SET outcome = 'lost', finished_at = ?2, error = ?3 \
+                 WHERE job_id = ?1 AND run = (SELECT runs FROM jobs WHERE id = ?1) \
+                 AND outcome IS NULL",
             )?;
-            let mut stmt = tx.prepare_cached(&format!(
-                "UPDATE jobs SET \
-                 state = CASE WHEN attempts > max_retries THEN 'dead' ELSE 'failed' END, \
-                 finished_at = CASE WHEN attempts > max_retries THEN ?1 END, \
-                 run_at = ?1, runner = NULL, lease_until = NULL, updated_at = ?1, \
-                 last_error = '{LOST}' WHERE {LOST_JOBS} RETURNING id, state"
-            ))?;
-            let rows = stmt.query_map([now], |row| {
-                let state: String = row.get(1)?;
-                Ok((row.get(0)?, state == "dead"))
-            })?;
-            for row in rows {
-                reclaimed.jobs.push(row?);
+            let mut job = tx.prepare_cached(
+                "UPDATE jobs SET state = ?2, run_at = ?3, finished_at = ?4, runner = NULL, \
+                 lease_until = NULL, cancel_requested = 0, updated_at = ?5, last_error = ?6 \
+                 WHERE id = ?1 AND state = 'processing'",
+            )?;
+            let mut any_dead = false;
+            for (id, attempts, policy) in lost {
+                // The lost attempt failed with no exit code.
+                let (state, run_at) = match policy.decide(attempts, None, random) {
+                    Decision::Retry(delay) => (
+                        JobState::Failed,
+                        now.saturating_add(crate::duration::as_millis_i64(delay)),
+                    ),
+                    Decision::Dead(_) => (JobState::Dead, now),
+                };
+                let dead = state == JobState::Dead;
+                attempt.execute(params![id, now, LOST])?;
+                job.execute(params![
+                    id,
+                    state.as_str(),
+                    run_at,
+                    dead.then_some(now),
+                    now,
+                    LOST
+                ])?;
+                any_dead |= dead;
+                reclaimed.jobs.push((id, dead));
             }
-            drop(stmt);
-            if reclaimed.jobs.iter().any(|(_, dead)| *dead) {
+            if any_dead {
                 super::jobs::cancel_blocked(tx, now)?;
             }
             Ok(reclaimed)

@@ -179,12 +179,11 @@ fn a_database_locked_longer_than_the_busy_timeout() {
     let holder = rusqlite::Connection::open(env.file(".queuectl/queue.db")).expect("open");
     holder.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     let started = std::time::Instant::now();
-    env.cmd(["enqueue", "true"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "the database is locked by another process",
-        ));
+    env.cmd(["enqueue", "true"]).assert().code(2).stderr(
+        predicate::str::contains("the database is locked by another process")
+            .and(predicate::str::contains("no write lock within 10s"))
+            .and(predicate::str::contains("held a write lock for longer").not()),
+    );
     assert!(
         started.elapsed() >= std::time::Duration::from_secs(9),
         "it waited for the lock first"

@@ -122,6 +122,27 @@ impl Env {
 
     /// [`Env::spawn`] with extra environment variables.
     pub fn spawn_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Worker {
+        let mut command = self.command(bin());
+        command.args(args).envs(vars.iter().copied());
+        self.start(command)
+    }
+
+    /// `program` in this dir with a clean environment (no queuectl or
+    /// GitHub variables, no colour), for [`Env::start`].
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
+        command
+            .current_dir(self.path())
+            .env_remove("QUEUECTL_DB")
+            .env_remove("QUEUECTL_FILE")
+            .env_remove("GITHUB_ACTIONS")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    /// Starts `command`, its stdout and stderr in a file that
+    /// [`Worker::output`] reads; killed on drop.
+    pub fn start(&self, mut command: std::process::Command) -> Worker {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let log = self.file(&format!(
@@ -130,14 +151,7 @@ impl Env {
         ));
         let out = std::fs::File::create(&log).expect("a log file");
         let err = out.try_clone().expect("a log file");
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("queuectl"))
-            .current_dir(self.path())
-            .env_remove("QUEUECTL_DB")
-            .env_remove("QUEUECTL_FILE")
-            .env_remove("GITHUB_ACTIONS")
-            .env("NO_COLOR", "1")
-            .envs(vars.iter().copied())
-            .args(args)
+        let child = command
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -209,6 +223,30 @@ impl Drop for Worker {
             let _ = child.wait();
         }
     }
+}
+
+/// The queuectl binary under test.
+pub fn bin() -> &'static Path {
+    assert_cmd::cargo::cargo_bin!("queuectl")
+}
+
+/// A program some tests need (`faketime`, `unshare`). `.ci/run` installs
+/// them; in CI (`QUEUECTL_CI` set) a missing one fails the test, elsewhere
+/// the test says so and returns.
+pub fn require(program: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("QUEUECTL_CI").is_none(),
+            "`{program}` is needed by this test and is not installed"
+        );
+        eprintln!("note: `{program}` is not installed; this test did not run");
+    }
+    found
 }
 
 /// Waits until `condition` holds, failing the test after [`TIMEOUT`].
