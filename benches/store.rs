@@ -28,6 +28,7 @@ fn job(now: i64) -> NewJob {
         source_commit: None,
         after: vec![],
         tick_at: None,
+        inputs: None,
     }
 }
 

@@ -56,7 +56,7 @@ pub enum Command {
     /// Show what `apply` would change, change nothing
     Plan(PlanArgs),
     /// Make the queue match the jobfile
-    Apply,
+    Apply(ApplyArgs),
     /// Print the jobfile's JSON Schema
     Schema,
     /// Read and edit the jobfile's settings, comments kept
@@ -106,12 +106,28 @@ pub struct RunArgs {
     /// Write a JUnit XML report of the run's jobs to FILE
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Run every one-shot job of the jobfile again, whatever changed
+    #[arg(long)]
+    pub rerun: bool,
+    /// With --until-idle: exit 0 when there is nothing to run, not 2
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// What the end of the run lists: the jobs that failed, were flaky or
+    /// were cancelled; or every job
+    #[arg(long, value_enum, default_value_t = SummaryChoice::Failures)]
+    pub summary: SummaryChoice,
     /// Progress bars: on a terminal (auto), always, or never (plain lines)
     #[arg(long, value_enum, default_value_t = ProgressChoice::Auto)]
     pub progress: ProgressChoice,
     /// How long running jobs may take to finish after the first SIGINT/SIGTERM
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub grace: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryChoice {
+    Failures,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,6 +149,16 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to change, 1 when there is, 2 on error
     #[arg(long)]
     pub exit_code: bool,
+    /// Plan to run every one-shot job again, whatever changed
+    #[arg(long)]
+    pub rerun: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Run every one-shot job again, whatever changed
+    #[arg(long)]
+    pub rerun: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,13 +197,14 @@ pub struct ConfigResetArgs {
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
-    /// A shell command, a JSON job object, or a .json/.jsonl file
-    #[arg(
-        value_name = "CMD",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// A shell command (its words are joined), a JSON job object, or a
+    /// .json/.jsonl file; flags after it are flags: everything after `--`
+    /// is the command as written (`enqueue -- ls -la`)
+    #[arg(value_name = "CMD")]
     pub command: Vec<String>,
+    /// The command after `--`, taken as it is
+    #[arg(last = true, value_name = "CMD", hide = true)]
+    pub verbatim: Vec<String>,
     /// Read jobs from a JSON object, array or JSON Lines file (`-` = stdin)
     #[arg(
         long = "file",
@@ -199,7 +226,7 @@ pub struct EnqueueArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub priority: Option<i64>,
     /// Retries after the first attempt
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_retries: Option<u32>,
     /// Kill the job (and its children) after this long, e.g. 30s or 10m
     #[arg(long, value_name = "DURATION")]
@@ -214,7 +241,7 @@ pub struct EnqueueArgs {
     #[arg(long = "env", short = 'e', value_name = "K=V")]
     pub env: Vec<String>,
     /// Validate and show what would be enqueued, change nothing
-    #[arg(long)]
+    #[arg(long, visible_alias = "validate")]
     pub dry_run: bool,
 }
 
@@ -239,13 +266,13 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct IdArg {
-    /// The job's id
+    /// A job's id, or a definition's name (its latest run); `id:ID` for an id
     pub id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The job's id
+    /// A job's id, or a definition's name (its latest run); `id:ID` for an id
     pub id: String,
     /// Which attempt (default: the latest)
     #[arg(long, value_name = "N")]
@@ -276,7 +303,7 @@ pub struct DlqListArgs {
 
 #[derive(Debug, Args)]
 pub struct DlqRetryArgs {
-    /// Dead jobs to retry (default: all)
+    /// Dead jobs to retry, by id or definition name (default: all)
     pub ids: Vec<String>,
     /// Keep the attempt count instead of starting from zero
     #[arg(long)]
@@ -285,7 +312,7 @@ pub struct DlqRetryArgs {
 
 #[derive(Debug, Args)]
 pub struct DlqRemoveArgs {
-    /// Dead jobs to delete (default: all)
+    /// Dead jobs to delete, by id or definition name (default: all)
     pub ids: Vec<String>,
     /// Do not ask before deleting every dead job
     #[arg(long, short)]
@@ -321,7 +348,7 @@ pub struct WorkerStartArgs {
     #[arg(long = "queue", value_name = "Q")]
     pub queues: Vec<String>,
     /// Run in this terminal instead of in the background
-    #[arg(long)]
+    #[arg(long, visible_alias = "no-detach")]
     pub foreground: bool,
     /// Exit once nothing is pending, running or waiting to retry (implies --foreground)
     #[arg(long)]

@@ -41,13 +41,16 @@ impl Context {
             // anything reads it (a FIFO would block every command).
             check_file_kind(path, "the jobfile")?;
         }
-        let db = match &global.db {
-            Some(path) => cwd.join(path),
-            None => {
-                let base = jobfile.as_deref().and_then(Path::parent).unwrap_or(&cwd);
-                let configured = jobfile.as_deref().and_then(settings_db);
+        let db = match (&global.db, jobfile.as_deref()) {
+            (Some(path), _) => cwd.join(path),
+            (None, Some(jobfile)) => {
+                let base = jobfile.parent().unwrap_or(&cwd);
+                let configured = settings_db(jobfile);
                 base.join(configured.unwrap_or_else(|| PathBuf::from(".queuectl/queue.db")))
             }
+            // Outside any repository: the user's queue, the same from every
+            // directory (as pueue's), in the XDG data directory.
+            (None, None) => user_queue().unwrap_or_else(|| cwd.join(".queuectl/queue.db")),
         };
         Ok(Context {
             jobfile,
@@ -106,6 +109,16 @@ impl Context {
                 .join(JOBFILE_NAME)
         })
     }
+}
+
+/// The user's queue: `$XDG_DATA_HOME/queuectl/queue.db`, else
+/// `~/.local/share/queuectl/queue.db`.
+fn user_queue() -> Option<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let data = non_empty("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
+    Some(data.join("queuectl").join("queue.db"))
 }
 
 /// `settings.db` of a jobfile, read leniently: a jobfile that does not

@@ -121,7 +121,10 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Input { hint, .. } | Error::Database { hint, .. } => hint.clone(),
-            Error::UnknownJob(_) => Some("`queuectl list` shows the ids of all jobs".into()),
+            Error::UnknownJob(_) => Some(
+                "`queuectl list` shows the jobs, with their ids and names; a name means its latest run"
+                    .into(),
+            ),
             _ => None,
         }
     }

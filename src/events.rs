@@ -42,7 +42,7 @@ pub enum Event {
         /// When the job retries (ms since the epoch), if it does.
         retry_at: Option<i64>,
         error: Option<String>,
-        /// For a dead job: the end of its output, for annotations and reports.
+        /// For a failed attempt: the end of its output (its last 20 lines).
         #[serde(skip_serializing_if = "Option::is_none")]
         output_tail: Option<String>,
     },
@@ -98,8 +98,14 @@ pub enum Event {
         outcome: String,
         id: Option<String>,
     },
-    /// The pool stops claiming; `force` kills running jobs.
-    Stopping { force: bool, reason: String },
+    /// The pool stops claiming; `force` kills running jobs. `again`: what
+    /// stops it at once (`Ctrl-C`), after a signal.
+    Stopping {
+        force: bool,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        again: Option<String>,
+    },
     /// A recoverable problem.
     Warning { message: String },
 }

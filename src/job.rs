@@ -272,6 +272,9 @@ pub struct NewJob {
     pub after: Vec<String>,
     /// For a scheduled job: the nominal time of its tick (unique per definition).
     pub tick_at: Option<i64>,
+    /// For a job of a definition with `sources`: its inputs' digests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<crate::jobfile::Inputs>,
 }
 
 /// A job as stored.

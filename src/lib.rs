@@ -20,7 +20,6 @@ pub mod jobfile;
 pub mod liveness;
 pub mod lock;
 pub mod output;
-pub mod progress;
 pub mod reconcile;
 pub mod report;
 pub mod retry;

@@ -53,6 +53,8 @@ pub struct Latest {
     pub command: String,
     pub env: Vec<(String, String)>,
     pub cwd: Option<String>,
+    /// The inputs it ran with, for a definition with `sources`.
+    pub inputs: Option<crate::jobfile::Inputs>,
     /// The last apply found the definition gone from the jobfile.
     pub removed: bool,
 }
@@ -67,6 +69,7 @@ impl From<&StoredJob> for Latest {
             command: job.command.clone(),
             env: job.env.clone(),
             cwd: job.cwd.clone(),
+            inputs: None,
             removed: false,
         }
     }
@@ -130,6 +133,12 @@ pub struct Plan {
 
 /// Compares the jobfile with the store.
 pub fn plan(jobfile: &Jobfile, stored: &Stored) -> Plan {
+    plan_with(jobfile, stored, false)
+}
+
+/// [`plan`], and with `rerun` every one-shot job whose latest run is
+/// finished runs again (`--rerun`).
+pub fn plan_with(jobfile: &Jobfile, stored: &Stored, rerun: bool) -> Plan {
     let mut actions = Vec::new();
     for def in jobfile.jobs.values() {
         let waiting = stored
@@ -152,6 +161,13 @@ pub fn plan(jobfile: &Jobfile, stored: &Stored) -> Plan {
                     reason: spec_difference(latest, def, &cwd),
                     replaces: waiting.iter().map(|j| j.id.clone()).collect(),
                 }),
+                Some(latest) if rerun && latest.state.is_finished() => {
+                    actions.push(Action::Requeue {
+                        name: def.name.clone(),
+                        reason: "rerun requested".into(),
+                        replaces: waiting.iter().map(|j| j.id.clone()).collect(),
+                    });
+                }
                 Some(latest) if was_removed(latest) => actions.push(Action::Enqueue {
                     name: def.name.clone(),
                     reason: "restored to the jobfile".into(),
@@ -168,6 +184,7 @@ pub fn plan(jobfile: &Jobfile, stored: &Stored) -> Plan {
             push_update(&mut actions, def, &cwd, waiting, true);
         }
     }
+    rerun_dependents(jobfile, stored, &mut actions);
     for (name, waiting) in &stored.waiting {
         if !jobfile.jobs.contains_key(name) && !waiting.is_empty() {
             actions.push(Action::Cancel {
@@ -196,6 +213,54 @@ pub fn plan(jobfile: &Jobfile, stored: &Stored) -> Plan {
         }
     }
     Plan { actions }
+}
+
+/// A job that runs again makes the one-shot jobs that wait for it (and
+/// theirs in turn) run again too, once it has: their last run used what it
+/// produced before. Dependents still waiting need nothing: they wait for
+/// the new run already.
+fn rerun_dependents(jobfile: &Jobfile, stored: &Stored, actions: &mut Vec<Action>) {
+    let mut running_again: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Enqueue { name, .. } | Action::Requeue { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    loop {
+        let mut added = false;
+        for def in jobfile.jobs.values().filter(|d| d.is_one_shot()) {
+            if running_again.contains(&def.name) {
+                continue;
+            }
+            let Some(dep) = def.after.iter().find(|d| running_again.contains(d)) else {
+                continue;
+            };
+            if !stored
+                .latest
+                .get(&def.name)
+                .is_some_and(|l| l.state.is_finished())
+            {
+                continue;
+            }
+            let waiting = stored
+                .waiting
+                .get(&def.name)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            actions.retain(|a| !matches!(a, Action::Update { name, .. } if *name == def.name));
+            actions.push(Action::Requeue {
+                name: def.name.clone(),
+                reason: format!("dependency `{dep}` runs again"),
+                replaces: waiting.iter().map(|j| j.id.clone()).collect(),
+            });
+            running_again.push(def.name.clone());
+            added = true;
+        }
+        if !added {
+            return;
+        }
+    }
 }
 
 /// A job cancelled because its definition left the jobfile: that was not a
@@ -235,6 +300,10 @@ fn spec_difference(stored: &Latest, def: &JobDef, cwd: &str) -> String {
         "env changed".into()
     } else if stored.cwd.as_deref() != Some(cwd) {
         "cwd changed".into()
+    } else if let (Some(before), Some(now)) = (&stored.inputs, &def.inputs) {
+        crate::jobfile::inputs::difference(before, now).unwrap_or_else(|| "spec changed".into())
+    } else if stored.inputs.is_some() != def.inputs.is_some() {
+        "sources changed".into()
     } else {
         "spec changed".into()
     }

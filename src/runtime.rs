@@ -200,7 +200,7 @@ pub fn check_pools(pools: &[Pool]) -> Result<()> {
 }
 
 /// The queues some pool serves: every queue unless all pools name theirs.
-fn served(pools: &[Pool]) -> QueueFilter {
+pub fn served(pools: &[Pool]) -> QueueFilter {
     let mut names = Vec::new();
     for pool in pools {
         match &pool.queues {
@@ -280,6 +280,7 @@ pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
         containment,
         rejoining: false,
         held: None,
+        rejected: None,
         shared: Arc::new(Shared::new(runner)),
         pools: BTreeMap::new(),
         desired: initial.clone(),
@@ -340,6 +341,8 @@ struct Supervisor<'a> {
     /// An edit of the jobfile that would cancel jobs, held until the file
     /// has stayed the same for [`SETTLE`].
     held: Option<Held>,
+    /// The last report of a broken jobfile, not to repeat it.
+    rejected: Option<String>,
     shared: Arc<Shared>,
     pools: BTreeMap<String, PoolHandle>,
     desired: Vec<Pool>,
@@ -615,12 +618,18 @@ impl Supervisor<'_> {
 
     /// Moves to drain or force, once each.
     fn stop(&mut self, mode: u8, reason: &str) {
+        self.stop_with(mode, reason, None);
+    }
+
+    /// [`Self::stop`], saying what stops at once (`again`: a second signal).
+    fn stop_with(&mut self, mode: u8, reason: &str, again: Option<&str>) {
         if !self.shared.escalate(mode) {
             return;
         }
         let _ = self.events.send(Event::Stopping {
             force: mode == MODE_FORCE,
             reason: reason.to_string(),
+            again: again.filter(|_| mode == MODE_DRAIN).map(str::to_string),
         });
         self.shared.waker.notify();
         if mode == MODE_DRAIN {
@@ -641,7 +650,11 @@ impl Supervisor<'_> {
                 MODE_DRAIN
             };
             let reason = format!("received {}", self.signals.name());
-            self.stop(mode, &reason);
+            let again = match self.signals.last() {
+                SIGINT => "Ctrl-C",
+                _ => "the same signal",
+            };
+            self.stop_with(mode, &reason, Some(again));
         }
     }
 
@@ -752,29 +765,35 @@ impl Supervisor<'_> {
         let Some(path) = self.jobfile.as_ref().map(|j| j.path.clone()) else {
             return Ok(());
         };
-        let config_error = |events: &Sender<Event>, e: Error| {
-            let _ = events.send(Event::ConfigError {
-                message: format!("{e}\nkept running on the last good jobfile"),
-            });
+        // Each broken edit is reported once: the same error again (the
+        // file touched, not fixed) says nothing new.
+        let config_error = |events: &Sender<Event>, rejected: &mut Option<String>, e: Error| {
+            let message = format!("{e}\nkept running on the last good jobfile");
+            if rejected.as_deref() != Some(message.as_str()) {
+                let _ = events.send(Event::ConfigError {
+                    message: message.clone(),
+                });
+                *rejected = Some(message);
+            }
         };
         let loaded = read_regular(&path, MAX_JOBFILE_BYTES, "the jobfile").and_then(|text| {
-            Ok((
-                crate::jobfile::parse(&text, &path).map_err(Error::Jobfile)?,
-                text,
-            ))
+            let mut jobfile = crate::jobfile::parse(&text, &path).map_err(Error::Jobfile)?;
+            jobfile.read_inputs()?;
+            Ok((jobfile, text))
         });
         let (jobfile, text) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 self.held = None;
-                config_error(self.events, e);
+                config_error(self.events, &mut self.rejected, e);
                 return Ok(());
             }
         };
+        self.rejected = None;
         let new = pools(self.options.count, &self.options.queues, Some(&jobfile));
         if let Err(e) = check_pools(&new) {
             self.held = None;
-            config_error(self.events, e);
+            config_error(self.events, &mut self.rejected, e);
             return Ok(());
         }
         if self.options.apply_edits {
@@ -797,7 +816,7 @@ impl Supervisor<'_> {
                 return Ok(());
             }
             self.held = None;
-            let plan = store.apply(&jobfile, jobfile_commit(&path).as_deref(), now_ms())?;
+            let plan = store.apply(&jobfile, jobfile_commit(&path).as_deref(), now_ms(), false)?;
             if !plan.is_empty() {
                 let _ = self.events.send(Event::Applied {
                     plan: plan.render().lines().map(str::to_string).collect(),

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
+use crate::jobfile::inputs::{ALWAYS_IGNORED, glob_set};
 use crate::jobfile::{Jobfile, OnBusy, Trigger};
 
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
@@ -56,10 +57,13 @@ impl JobfileWatch {
         let mut changed = false;
         while let Ok(result) = self.events.try_recv() {
             for event in result.into_iter().flatten() {
-                if event
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name() == Some(self.name.as_os_str()))
+                // Reading the file (as every reload does) is an access,
+                // not a change: counting it would reload forever.
+                if !event.kind.is_access()
+                    && event
+                        .paths
+                        .iter()
+                        .any(|p| p.file_name() == Some(self.name.as_os_str()))
                 {
                     changed = true;
                 }
@@ -68,9 +72,6 @@ impl JobfileWatch {
         changed
     }
 }
-
-/// Directories never watched: their writes would trigger endlessly.
-const ALWAYS_IGNORED: [&str; 3] = [".git", "target", ".queuectl"];
 
 /// Raw events are gathered this long before the per-job debounce.
 const TRIGGER_DEBOUNCE: Duration = Duration::from_millis(50);
@@ -244,17 +245,6 @@ fn relative_path(root: &Path, path: &Path) -> Option<String> {
         parts.push(part.into_owned());
     }
     (!parts.is_empty()).then(|| parts.join("/"))
-}
-
-/// Globs as validated by the jobfile (invalid ones cannot reach here).
-fn glob_set(globs: &[String]) -> GlobSet {
-    let mut builder = GlobSetBuilder::new();
-    for glob in globs {
-        if let Ok(glob) = Glob::new(glob) {
-            builder.add(glob);
-        }
-    }
-    builder.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
 /// Debounce per definition: paths gather until a definition has had no new

@@ -285,29 +285,48 @@ pub fn run_slot(
             duration: exit.duration,
             retry_at: ended.run_at.filter(|_| ended.state == JobState::Failed),
             error: ended.error,
-            output_tail: (ended.state == JobState::Dead)
-                .then(|| log_path(&config.logs_dir, &job.id, job.run))
-                .flatten()
-                .map(|path| tail(&path, OUTPUT_TAIL)),
+            output_tail: matches!(
+                ended.outcome,
+                AttemptOutcome::Failed | AttemptOutcome::Timeout
+            )
+            .then(|| log_path(&config.logs_dir, &job.id, job.run))
+            .flatten()
+            .map(|path| tail_lines(&path, OUTPUT_TAIL_LINES)),
         });
     }
 }
 
-/// How much of a dead job's output its event carries.
-const OUTPUT_TAIL: u64 = 4096;
+/// How many lines of a failed attempt's output its event carries.
+const OUTPUT_TAIL_LINES: usize = 20;
+/// …read from at most this many bytes at the end of its log.
+const OUTPUT_TAIL_BYTES: u64 = 8192;
 
-/// The last `max` bytes of a file (lossy UTF-8), or nothing.
-fn tail(path: &std::path::Path, max: u64) -> String {
+/// The last `lines` lines of a file (lossy UTF-8), from at most
+/// [`OUTPUT_TAIL_BYTES`] of its end; empty when there is no file.
+pub fn tail_lines(path: &std::path::Path, lines: usize) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut file) = std::fs::File::open(path) else {
         return String::new();
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(OUTPUT_TAIL_BYTES);
     let mut buf = Vec::new();
-    if file.seek(SeekFrom::Start(len.saturating_sub(max))).is_ok() {
-        let _ = file.take(max).read_to_end(&mut buf);
+    if file.seek(SeekFrom::Start(start)).is_ok() {
+        let _ = file.take(OUTPUT_TAIL_BYTES).read_to_end(&mut buf);
     }
-    String::from_utf8_lossy(&buf).into_owned()
+    let text = String::from_utf8_lossy(&buf);
+    // A read from the middle starts mid-line: drop that partial line.
+    let text = if start > 0 {
+        text.split_once('\n').map_or("", |(_, rest)| rest)
+    } else {
+        &text
+    };
+    let all: Vec<&str> = text.lines().collect();
+    let mut out = all[all.len().saturating_sub(lines)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
 }
 
 /// Resolves the job's environment and runs it.

@@ -6,6 +6,7 @@ mod integration {
 
     mod bad_input;
     mod chaos;
+    mod ci;
     mod enqueue;
     mod fixtures;
     mod jobfile;

@@ -7,8 +7,11 @@ use crate::error::{EXIT_OK, Result};
 use crate::job::JobState;
 use crate::output::{print_json, print_out};
 
-pub fn run(context: &Context, id: &str) -> Result<u8> {
-    let was = context.store()?.cancel(id, now_ms())?;
+/// `cancel ID|NAME`.
+pub fn run(context: &Context, arg: &str) -> Result<u8> {
+    let mut store = context.store()?;
+    let id = &store.resolve_job(arg)?;
+    let was = store.cancel(id, now_ms())?;
     let running = was == JobState::Processing;
     if context.json {
         print_json(&serde_json::json!({"id": id, "was": was, "stopping": running}))?;

@@ -46,7 +46,7 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
         }
         ConfigCommand::Set(args) => {
             let key = edit::resolve_key(&args.key)?;
-            let edited = edit::set(&text, &path, &key, edit::parse_value(&args.value))?;
+            let edited = edit::set(&text, &path, &key, edit::parse_value(&key, &args.value))?;
             edit::write_atomically(&path, &edited)?;
             if !context.quiet {
                 let value = edit::written(&edited, &key).unwrap_or_default();

@@ -26,9 +26,11 @@ pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
             }
         }
         DlqCommand::Retry(args) => {
-            let ids = context
-                .store()?
-                .dlq_retry(&args.ids, args.keep_attempts, now_ms())?;
+            let ids = context.store()?.dlq_retry(
+                &resolve(context, &args.ids)?,
+                args.keep_attempts,
+                now_ms(),
+            )?;
             report(context, "retried", &ids)?;
         }
         DlqCommand::Remove(args) => {
@@ -44,7 +46,7 @@ pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
                     "pass --yes, or name the jobs to remove",
                 )?;
             }
-            let removed = context.store()?.dlq_remove(&args.ids)?;
+            let removed = context.store()?.dlq_remove(&resolve(context, &args.ids)?)?;
             remove_logs(&logs_dir(&context.db), &removed);
             let ids: Vec<String> = removed.into_iter().map(|(id, _)| id).collect();
             report(context, "removed", &ids)?;
@@ -81,6 +83,15 @@ pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The ids that arguments name (ids, or definitions' names).
+fn resolve(context: &Context, args: &[String]) -> Result<Vec<String>> {
+    if args.is_empty() {
+        return Ok(Vec::new());
+    }
+    let store = context.store_read()?;
+    args.iter().map(|arg| store.resolve_job(arg)).collect()
 }
 
 fn report(context: &Context, verb: &str, ids: &[String]) -> Result<()> {

@@ -56,29 +56,40 @@ struct Defaults {
 
 pub fn run(context: &Context, args: EnqueueArgs) -> Result<u8> {
     let now = now_ms();
-    let jobfile = context.jobfile()?;
+    let mut jobfile = context.jobfile()?;
     let mut defaults = defaults(&args, now)?;
-    if let Some(jobfile) = &jobfile {
+    if let Some(jobfile) = jobfile.as_mut() {
         defaults.retry = jobfile.default_policy();
         if let Some(n) = args.max_retries {
             defaults.retry.max_retries = n;
+        }
+        if defaults.timeout_ms.is_none() {
+            defaults.timeout_ms = jobfile.settings.timeout.map(as_millis_i64);
+        }
+        if args.job.is_some() {
+            // A run of a definition has its spec, inputs included.
+            jobfile.read_inputs()?;
         }
     }
     let mut jobs = match (&args.from_file, args.command.as_slice()) {
         _ if args.job.is_some() => vec![definition_job(&args, jobfile.as_ref(), &defaults)?],
         (Some(path), _) => read_source(path, &defaults)?,
+        // After `--`: a shell command, whatever it looks like.
+        (None, words) if !args.verbatim.is_empty() => {
+            let words: Vec<&str> = words
+                .iter()
+                .chain(&args.verbatim)
+                .map(String::as_str)
+                .collect();
+            vec![plain_job(&words.join(" "), &defaults)?]
+        }
         (None, []) => {
             return Err(Error::input_with_hint(
                 "nothing to enqueue",
                 "give a command (`queuectl enqueue 'make test'`), a JSON job, or --file FILE",
             ));
         }
-        (None, [single]) if looks_like_json(single) => {
-            vec![
-                job_from_value(parse_json(single, "the argument")?, &defaults)
-                    .map_err(|e| located(e, "the argument"))?,
-            ]
-        }
+        (None, [first, ..]) if looks_like_json(first) => json_argument(&args.command, &defaults)?,
         (None, [single]) if is_job_file(single) => read_source(Path::new(single), &defaults)?,
         (None, words) => vec![plain_job(&words.join(" "), &defaults)?],
     };
@@ -298,11 +309,26 @@ fn validate_env_name(key: &str) -> Result<()> {
     }
 }
 
-/// A JSON job on the command line starts with `{"` (or is `{}`); a shell
-/// brace group (`{ a; b; }`) does not.
+/// An argument that starts with `{` or `[` is JSON (a job, or an array of
+/// jobs): a shell command that starts so goes after `--`.
 fn looks_like_json(arg: &str) -> bool {
-    let rest = arg.trim_start().strip_prefix('{').map(str::trim_start);
-    matches!(rest.and_then(|r| r.chars().next()), Some('"' | '}'))
+    arg.trim_start().starts_with(['{', '['])
+}
+
+/// The jobs of a JSON argument; one that does not parse is an error that
+/// says how to give a shell command instead, not a command that fails
+/// later with 127.
+fn json_argument(words: &[String], defaults: &Defaults) -> Result<Vec<NewJob>> {
+    let text = words.join(" ");
+    if let Err(e) = serde_json::from_str::<Value>(&text) {
+        return Err(Error::input_with_hint(
+            json_message(&e, "the argument"),
+            format!(
+                "a job is a JSON object like {{\"command\": \"make test\"}}; put `--` before a shell command that starts with `{{` or `[`: queuectl enqueue -- '{text}'"
+            ),
+        ));
+    }
+    parse_source(&text, "the argument", defaults)
 }
 
 /// A lone argument naming an existing `.json` or `.jsonl` file.
@@ -336,6 +362,7 @@ fn plain_job(command: &str, defaults: &Defaults) -> Result<NewJob> {
         source_commit: None,
         after: Vec::new(),
         tick_at: None,
+        inputs: None,
     })
 }
 
@@ -379,9 +406,12 @@ fn parse_source(text: &str, name: &str, defaults: &Defaults) -> Result<Vec<NewJo
     }
     // One object, or JSON Lines: one object per line.
     match serde_json::from_str::<Value>(text) {
-        Ok(value) => Ok(vec![
-            job_from_value(value, defaults).map_err(|e| located(e, name))?,
-        ]),
+        Ok(value) => {
+            check_duplicate_keys(text).map_err(|why| Error::input(format!("{name}: {why}")))?;
+            Ok(vec![
+                job_from_value(value, defaults).map_err(|e| located(e, name))?,
+            ])
+        }
         Err(e) if e.is_syntax() && e.line() > 1 && trimmed.starts_with('{') && is_trailing(&e) => {
             parse_lines(text, name, defaults)
         }
@@ -498,13 +528,18 @@ fn check_duplicate_keys(text: &str) -> std::result::Result<(), String> {
 
 fn json_error(e: serde_json::Error, name: &str) -> Error {
     Error::input_with_hint(
-        format!(
-            "{name}: invalid JSON at line {} column {}: {}",
-            e.line(),
-            e.column(),
-            strip_position(&e)
-        ),
+        json_message(&e, name),
         "a job is a JSON object like {\"command\": \"make test\"}; a file holds one, an array, or one per line",
+    )
+}
+
+/// `NAME: invalid JSON at line L column C: WHAT`.
+fn json_message(e: &serde_json::Error, name: &str) -> String {
+    format!(
+        "{name}: invalid JSON at line {} column {}: {}",
+        e.line(),
+        e.column(),
+        strip_position(e)
     )
 }
 
@@ -644,6 +679,7 @@ fn job_from_json(job: JsonJob, defaults: &Defaults) -> Result<NewJob> {
         source_commit: None,
         after: Vec::new(),
         tick_at: None,
+        inputs: None,
     })
 }
 
@@ -865,10 +901,13 @@ mod tests {
     }
 
     #[test]
-    fn json_detection_leaves_brace_groups_alone() {
+    fn json_detection_takes_every_brace_or_bracket() {
         assert!(looks_like_json(r#"{"command": "x"}"#));
         assert!(looks_like_json("  { \"id\": 1"));
-        assert!(!looks_like_json("{ echo a; echo b; }"));
+        // A shell brace group or test now goes after `--` (issue 11: an
+        // argument that starts with `{` or `[` means JSON, or an error).
+        assert!(looks_like_json("{ echo a; echo b; }"));
+        assert!(looks_like_json("[ -f x ]"));
         assert!(!looks_like_json("echo {}"));
     }
 }

@@ -1,7 +1,7 @@
 //! `queuectl list`: jobs, newest first, filtered by state, queue or definition.
 
 use crate::cli::ListArgs;
-use crate::clock::{now_ms, relative};
+use crate::clock::{local, now_ms, relative};
 use crate::context::Context;
 use crate::error::{EXIT_OK, Result};
 use crate::job::{Job, JobState};
@@ -43,7 +43,8 @@ pub fn run(context: &Context, args: &ListArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// The table `list` and `dlq list` print.
+/// The table `list` and `dlq list` print; with `-v`, where each job came
+/// from, when it was made, and its whole command.
 pub fn jobs_table(context: &Context, jobs: &[Job]) -> String {
     let now = now_ms();
     let rows: Vec<Vec<Cell>> = jobs
@@ -55,8 +56,9 @@ pub fn jobs_table(context: &Context, jobs: &[Job]) -> String {
                 }
                 _ => relative(job.updated_at, now),
             };
-            vec![
+            let mut row = vec![
                 cell(&job.id),
+                cell(job.definition.as_deref().unwrap_or("-")),
                 (job.state.to_string(), state_style(job.state)),
                 cell(&job.queue),
                 cell(job.priority.to_string()),
@@ -67,17 +69,29 @@ pub fn jobs_table(context: &Context, jobs: &[Job]) -> String {
                         .unwrap_or_else(|| "-".into()),
                 ),
                 cell(when),
-                cell(truncate(&job.command, 50)),
-            ]
+            ];
+            if context.verbose {
+                row.push(cell(job.origin.as_str()));
+                row.push(cell(local(job.created_at)));
+                row.push(cell(job.command.replace('\n', " ")));
+            } else {
+                row.push(cell(truncate(&job.command, 50)));
+            }
+            row
         })
         .collect();
+    let mut headers = vec![
+        "ID", "NAME", "STATE", "QUEUE", "PRI", "ATTEMPTS", "EXIT", "UPDATED",
+    ];
+    if context.verbose {
+        headers.extend(["ORIGIN", "CREATED"]);
+    }
+    headers.push("COMMAND");
     table(
         Painter {
             enabled: context.color,
         },
-        &[
-            "ID", "STATE", "QUEUE", "PRI", "ATTEMPTS", "EXIT", "UPDATED", "COMMAND",
-        ],
+        &headers,
         &rows,
     )
 }

@@ -20,10 +20,11 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 pub fn run(context: &Context, args: &LogsArgs) -> Result<u8> {
     let store = context.store_read()?;
-    let job = store.job(&args.id)?;
+    let id = store.resolve_job(&args.id)?;
+    let job = store.job(&id)?;
     let dir = logs_dir(&context.db);
     if args.follow {
-        return follow(context, args, &dir);
+        return follow(context, args, &id, &dir);
     }
     if job.runs == 0 {
         if !context.quiet {
@@ -59,14 +60,14 @@ pub fn run(context: &Context, args: &LogsArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn follow(context: &Context, args: &LogsArgs, dir: &Path) -> Result<u8> {
+fn follow(context: &Context, args: &LogsArgs, id: &str, dir: &Path) -> Result<u8> {
     let store = context.store_read()?;
-    let mut job = store.job(&args.id)?;
+    let mut job = store.job(id)?;
     let mut run = args.attempt.unwrap_or(job.runs.max(1));
     let mut offset = 0u64;
     loop {
         offset = copy_new(&checked_log_path(dir, &job.id, run)?, offset)?;
-        job = store.job(&args.id)?;
+        job = store.job(id)?;
         if args.attempt.is_none() && job.runs > run {
             copy_new(&checked_log_path(dir, &job.id, run)?, offset)?;
             run = job.runs;

@@ -27,8 +27,8 @@ pub fn dispatch(context: &Context, command: Command) -> Result<u8> {
     match command {
         Command::Init(args) => init::run(context, &args),
         Command::Validate => validate::run(context),
-        Command::Plan(args) => plan::plan(context, args.exit_code),
-        Command::Apply => plan::apply(context),
+        Command::Plan(args) => plan::plan(context, &args),
+        Command::Apply(args) => plan::apply(context, &args),
         Command::Schema => {
             crate::output::print_out(&crate::jobfile::schema())?;
             Ok(crate::error::EXIT_OK)

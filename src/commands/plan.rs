@@ -1,6 +1,7 @@
 //! `queuectl plan` and `queuectl apply`: what the jobfile means for the
 //! queue, shown, or done (see [`crate::reconcile`]).
 
+use crate::cli::{ApplyArgs, PlanArgs};
 use crate::clock::now_ms;
 use crate::context::Context;
 use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, Result};
@@ -10,16 +11,17 @@ use crate::reconcile;
 
 /// `plan [--exit-code]`: 0 no changes, 1 changes pending (with
 /// `--exit-code`), 2 error.
-pub fn plan(context: &Context, exit_code: bool) -> Result<u8> {
-    let jobfile = context.require_jobfile()?;
+pub fn plan(context: &Context, args: &PlanArgs) -> Result<u8> {
+    let mut jobfile = context.require_jobfile()?;
+    jobfile.read_inputs()?;
     let stored = context.store_read()?.stored()?;
-    let plan = reconcile::plan(&jobfile, &stored);
+    let plan = reconcile::plan_with(&jobfile, &stored, args.rerun);
     if context.json {
         print_json(&plan)?;
     } else if !context.quiet {
         print_out(&plan.render())?;
     }
-    Ok(if exit_code && !plan.is_empty() {
+    Ok(if args.exit_code && !plan.is_empty() {
         EXIT_JOBS_FAILED
     } else {
         EXIT_OK
@@ -27,12 +29,13 @@ pub fn plan(context: &Context, exit_code: bool) -> Result<u8> {
 }
 
 /// `apply`: makes the queue match the jobfile, in one transaction.
-pub fn apply(context: &Context) -> Result<u8> {
-    let jobfile = context.require_jobfile()?;
+pub fn apply(context: &Context, args: &ApplyArgs) -> Result<u8> {
+    let mut jobfile = context.require_jobfile()?;
+    jobfile.read_inputs()?;
     let commit = jobfile_commit(&jobfile.path);
     let plan = context
         .store()?
-        .apply(&jobfile, commit.as_deref(), now_ms())?;
+        .apply(&jobfile, commit.as_deref(), now_ms(), args.rerun)?;
     if context.json {
         print_json(&plan)?;
     } else if !context.quiet {

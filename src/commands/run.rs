@@ -1,22 +1,28 @@
 //! `queuectl run`: apply the jobfile, run its queues with live progress,
-//! follow its edits; with `--until-idle`, the CI step that exits 0 when
-//! every job completed and 1 when any is dead.
+//! follow its edits; with `--until-idle`, the CI step. Its exit code comes
+//! from the declared state: 1 when a one-shot job of the jobfile has a
+//! latest run that is dead (or was cancelled because a dependency died),
+//! even when this run started nothing; 2 when there is nothing to run.
 
 use std::io::{IsTerminal, Write};
 use std::sync::mpsc;
 
-use crate::cli::{ProgressChoice, RunArgs};
+use crate::cli::{ProgressChoice, RunArgs, SummaryChoice};
 use crate::clock::now_ms;
 use crate::context::Context;
 use crate::duration;
 use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Error, Result};
-use crate::jobfile::jobfile_commit;
+use crate::job::JobState;
+use crate::jobfile::{Jobfile, jobfile_commit};
 use crate::lock::RunLock;
 use crate::output::{Painter, print_out};
-use crate::progress::{self, Style};
-use crate::report::RunRecord;
+use crate::report::github::{self, Annotations};
+use crate::report::junit::JunitFile;
+use crate::report::lines::{self, Lines, SummaryMode};
+use crate::report::{self, Declared, RunRecord, Style};
 use crate::runtime::{self, Options, Summary};
-use crate::store::JobFilter;
+use crate::store::logs_dir;
+use crate::worker::{log_path, tail_lines};
 
 use super::validate_queue;
 
@@ -27,21 +33,30 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     runtime::check_count(args.workers, "--workers")?;
     let grace = duration::parse(&args.grace, "--grace")?;
     let started_at = now_ms();
-    let jobfile = context.jobfile()?;
-    runtime::check_pools(&runtime::pools(
-        args.workers,
-        &args.queues,
-        jobfile.as_ref(),
-    ))?;
+    let mut jobfile = context.jobfile()?;
+    if let Some(jobfile) = jobfile.as_mut() {
+        jobfile.read_inputs()?;
+    }
+    let pools = runtime::pools(args.workers, &args.queues, jobfile.as_ref());
+    runtime::check_pools(&pools)?;
+    if args.until_idle && !args.allow_empty {
+        nothing_to_run(context, jobfile.as_ref(), &pools)?;
+    }
+    // Known to be writable before anything runs.
+    let junit = args.junit.as_deref().map(JunitFile::create).transpose()?;
     let mut store = context.store()?;
     let lock = RunLock::acquire(&context.db)?;
-    let style = style(context, args.progress);
+    let style = style(context, args.progress, jobfile.as_ref());
     let talk = matches!(style, Style::Plain { .. } | Style::Bars { .. });
     match (&jobfile, lock.other) {
         (Some(jobfile), None) => {
-            let plan = store.apply(jobfile, jobfile_commit(&jobfile.path).as_deref(), now_ms())?;
+            let commit = jobfile_commit(&jobfile.path);
+            let plan = store.apply(jobfile, commit.as_deref(), now_ms(), args.rerun)?;
             if talk && !plan.is_empty() {
-                print_out(&plan.render())?;
+                let rendered: Vec<String> = plan.render().lines().map(str::to_string).collect();
+                let mut text = lines::plan_lines(&rendered, context.verbose).join("\n");
+                text.push('\n');
+                print_out(&text)?;
             }
         }
         (_, Some(pid)) if talk => eprintln!(
@@ -61,44 +76,128 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
         grace,
         ignore_hangup: false,
     };
-    let (summary, mut record) = with_reporter(&options, style)?;
-    if let Some(jobfile) = &options.jobfile {
-        let store = context.store_read()?;
-        for name in jobfile.jobs.keys() {
-            let filter = JobFilter {
-                definition: Some(name.clone()),
-                limit: 1,
-                ..JobFilter::default()
-            };
-            // Only jobs this run touched: enqueued by its apply, or
-            // cancelled while it ran; earlier runs' history stays out.
-            let latest = store.list(&filter)?.into_iter().next();
-            if let Some(job) = latest.filter(|j| j.updated_at >= started_at) {
-                record.add_unstarted(&job.id, name, &job.queue, job.state, job.reason);
-            }
-        }
+    let (summary, mut record) = with_reporter(&options, style.clone(), started_at)?;
+    let declared = declared(context, options.jobfile.as_ref(), started_at)?;
+    let failed_before = declared.iter().any(blocks_ci);
+    for job in declared {
+        record.add_declared(job);
     }
-    if let Some(path) = &args.junit {
+    if let Some(junit) = junit {
         let suite = options
             .jobfile
             .as_ref()
             .and_then(|j| j.path.file_name())
             .map_or("queuectl".into(), |n| n.to_string_lossy().into_owned());
-        std::fs::write(path, record.junit(&suite)).map_err(|e| Error::io("write", path, e))?;
+        junit.write(&record, &suite)?;
     }
     github_step_summary(&record);
     if talk {
-        print_out(&record.summary_table(Painter {
+        let painter = Painter {
             enabled: context.color,
-        }))?;
+        };
+        let mode = match args.summary {
+            SummaryChoice::Failures => SummaryMode::Failures,
+            SummaryChoice::All => SummaryMode::All,
+        };
+        print_out(&lines::summary(&record, painter, mode))?;
     }
-    Ok(exit_code(&summary, options.until_idle))
+    Ok(match exit_code(&summary, options.until_idle) {
+        EXIT_OK if options.until_idle && failed_before => EXIT_JOBS_FAILED,
+        code => code,
+    })
+}
+
+/// `--until-idle` with nothing to run (no job declared, none waiting in
+/// the queues this run serves) is a mistake more often than not: a wrong
+/// directory, a jobfile not found. Refuses it, changing nothing.
+fn nothing_to_run(
+    context: &Context,
+    jobfile: Option<&Jobfile>,
+    pools: &[runtime::Pool],
+) -> Result<()> {
+    if jobfile.is_some_and(|j| !j.jobs.is_empty()) {
+        return Ok(());
+    }
+    if context
+        .store_read()?
+        .has_unfinished(&runtime::served(pools))?
+    {
+        return Ok(());
+    }
+    let what = match jobfile {
+        Some(jobfile) => format!("`{}` declares no job", jobfile.path.display()),
+        None => "no jobfile was found".to_string(),
+    };
+    Err(Error::input_with_hint(
+        format!("nothing to run: {what}, and the queue has no job waiting"),
+        "run it where queuectl.toml is (or name one with -f); pass --allow-empty to accept an empty run",
+    ))
+}
+
+/// The latest run of every one-shot job of the jobfile, as the store has
+/// it now.
+fn declared(
+    context: &Context,
+    jobfile: Option<&Jobfile>,
+    started_at: i64,
+) -> Result<Vec<Declared>> {
+    let Some(jobfile) = jobfile else {
+        return Ok(Vec::new());
+    };
+    let store = context.store_read()?;
+    let stored = store.stored()?;
+    let dir = logs_dir(&context.db);
+    let mut declared = Vec::new();
+    for def in jobfile.jobs.values().filter(|d| d.is_one_shot()) {
+        let Some(latest) = stored.latest.get(&def.name) else {
+            continue;
+        };
+        let row = store.job(&latest.id).ok();
+        let output_tail = row
+            .as_ref()
+            .filter(|j| j.state == JobState::Dead)
+            .and_then(|j| log_path(&dir, &j.id, j.runs))
+            .map(|path| tail_lines(&path, 20))
+            .filter(|tail| !tail.is_empty());
+        declared.push(Declared {
+            name: def.name.clone(),
+            id: latest.id.clone(),
+            queue: row.as_ref().map_or(def.queue.clone(), |j| j.queue.clone()),
+            state: latest.state,
+            attempts: row.as_ref().map_or(0, |j| j.attempts),
+            exit_code: row.as_ref().and_then(|j| j.exit_code),
+            error: match latest.state {
+                JobState::Cancelled => latest.reason.clone(),
+                _ => row.as_ref().and_then(|j| j.last_error.clone()),
+            },
+            output_tail,
+            touched: row.as_ref().is_some_and(|j| j.updated_at >= started_at),
+        });
+    }
+    Ok(declared)
+}
+
+/// A declared job whose latest run fails a CI step: dead, or cancelled
+/// because a dependency died.
+fn blocks_ci(job: &Declared) -> bool {
+    match job.state {
+        JobState::Dead => true,
+        JobState::Cancelled => job
+            .error
+            .as_deref()
+            .is_some_and(|r| r.starts_with("dependency ")),
+        _ => false,
+    }
 }
 
 /// Runs the supervisor with a reporter thread; returns both their results.
-pub fn with_reporter(options: &Options, style: Style) -> Result<(Summary, RunRecord)> {
+pub fn with_reporter(
+    options: &Options,
+    style: Style,
+    started_at: i64,
+) -> Result<(Summary, RunRecord)> {
     let (sender, receiver) = mpsc::channel();
-    let reporter = std::thread::spawn(move || progress::report(receiver, style));
+    let reporter = std::thread::spawn(move || report::report(receiver, style, started_at));
     let result = runtime::supervise(options, &sender);
     drop(sender);
     let record = reporter.join().unwrap_or_default();
@@ -117,9 +216,12 @@ pub fn exit_code(summary: &Summary, until_idle: bool) -> u8 {
 
 /// Bars on a terminal, plain lines elsewhere (and under GitHub Actions,
 /// with its workflow commands), JSON with `--json`, nothing with `-q`.
-fn style(context: &Context, progress: ProgressChoice) -> Style {
-    let painter = Painter {
-        enabled: context.color,
+fn style(context: &Context, progress: ProgressChoice, jobfile: Option<&Jobfile>) -> Style {
+    let lines = Lines {
+        painter: Painter {
+            enabled: context.color,
+        },
+        verbose: context.verbose,
     };
     let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
     if context.json {
@@ -133,15 +235,43 @@ fn style(context: &Context, progress: ProgressChoice) -> Style {
     let terminal =
         std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
     match progress {
-        ProgressChoice::Always => Style::Bars {
-            painter,
-            force: true,
-        },
+        ProgressChoice::Always => Style::Bars { lines, force: true },
         ProgressChoice::Auto if terminal && !github => Style::Bars {
-            painter,
+            lines,
             force: false,
         },
-        _ => Style::Plain { painter, github },
+        _ => Style::Plain {
+            lines,
+            github: github.then(|| annotations(jobfile)),
+        },
+    }
+}
+
+/// Where GitHub annotations point: the jobfile relative to the workspace
+/// (else to the current directory), and each job's line in it.
+fn annotations(jobfile: Option<&Jobfile>) -> Annotations {
+    let Some(jobfile) = jobfile else {
+        return Annotations::default();
+    };
+    let base = std::env::var_os("GITHUB_WORKSPACE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::current_dir().ok());
+    let file = base
+        .and_then(|base| {
+            let base = base.canonicalize().unwrap_or(base);
+            let path = jobfile.path.canonicalize().ok()?;
+            path.strip_prefix(&base)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| jobfile.path.display().to_string());
+    Annotations {
+        file: Some(file),
+        lines: jobfile
+            .jobs
+            .values()
+            .map(|d| (d.name.clone(), d.line))
+            .collect(),
     }
 }
 
@@ -155,6 +285,6 @@ fn github_step_summary(record: &RunRecord) {
         .create(true)
         .open(path)
     {
-        let _ = file.write_all(record.markdown().as_bytes());
+        let _ = file.write_all(github::markdown(record).as_bytes());
     }
 }

@@ -6,7 +6,7 @@ use crate::clock::{local, now_ms, relative};
 use crate::context::Context;
 use crate::duration::short;
 use crate::error::{EXIT_OK, Result};
-use crate::job::{Attempt, Job};
+use crate::job::{Attempt, Job, JobState};
 use crate::output::{BOLD, Painter, cell, print_json, print_out, state_style, table};
 
 #[derive(Debug, Serialize)]
@@ -14,24 +14,48 @@ struct Shown {
     #[serde(flatten)]
     job: Job,
     attempt_history: Vec<Attempt>,
+    /// For a waiting job: the dependencies whose latest run has not
+    /// completed (`state` null: it never ran).
+    waiting_for: Vec<Waiting>,
 }
 
-pub fn run(context: &Context, id: &str) -> Result<u8> {
+#[derive(Debug, Serialize)]
+struct Waiting {
+    definition: String,
+    state: Option<JobState>,
+}
+
+/// `show ID|NAME`.
+pub fn run(context: &Context, arg: &str) -> Result<u8> {
     let store = context.store_read()?;
-    let job = store.job(id)?;
-    let attempts = store.attempts(id)?;
-    if context.json {
-        print_json(&Shown {
-            job,
-            attempt_history: attempts,
-        })?;
+    let id = store.resolve_job(arg)?;
+    let job = store.job(&id)?;
+    let attempts = store.attempts(&id)?;
+    let waiting_for = if matches!(job.state, JobState::Pending | JobState::Failed) {
+        store
+            .latest_states(&job.after)?
+            .into_iter()
+            .filter(|(_, state)| *state != Some(JobState::Completed))
+            .map(|(definition, state)| Waiting { definition, state })
+            .collect()
     } else {
-        print_out(&render(context, &job, &attempts))?;
+        Vec::new()
+    };
+    let shown = Shown {
+        job,
+        attempt_history: attempts,
+        waiting_for,
+    };
+    if context.json {
+        print_json(&shown)?;
+    } else {
+        print_out(&render(context, &shown))?;
     }
     Ok(EXIT_OK)
 }
 
-fn render(context: &Context, job: &Job, attempts: &[Attempt]) -> String {
+fn render(context: &Context, shown: &Shown) -> String {
+    let (job, attempts) = (&shown.job, shown.attempt_history.as_slice());
     let painter = Painter {
         enabled: context.color,
     };
@@ -105,6 +129,17 @@ fn render(context: &Context, job: &Job, attempts: &[Attempt]) -> String {
             "runs at",
             format!("{} ({})", local(job.run_at), relative(job.run_at, now)),
         ));
+    }
+    if !shown.waiting_for.is_empty() {
+        let deps: Vec<String> = shown
+            .waiting_for
+            .iter()
+            .map(|w| match w.state {
+                Some(state) => format!("`{}` ({state})", w.definition),
+                None => format!("`{}` (never ran)", w.definition),
+            })
+            .collect();
+        lines.push(("waits for", deps.join(", ")));
     }
     if let Some(at) = job.finished_at {
         lines.push(("finished", format!("{} ({})", local(at), relative(at, now))));

@@ -15,8 +15,10 @@ use crate::context::Context;
 use crate::duration;
 use crate::error::{EXIT_OK, Error, Result};
 use crate::exec::KILL_GRACE;
+use crate::job::JobState;
 use crate::output::{Painter, cell, print_json, print_out, table};
-use crate::progress::Style;
+use crate::report::Style;
+use crate::report::lines::{Lines, SummaryMode, summary as summary_text};
 use crate::runtime::{self, Options, pools};
 use crate::store::{Store, WorkerInfo};
 use crate::sys::host;
@@ -61,21 +63,24 @@ fn options(context: &Context, args: &WorkerStartArgs) -> Result<Options> {
 /// Runs the pool here, printing its events, until it is stopped.
 fn foreground(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
     let options = options(context, args)?;
+    let painter = Painter {
+        enabled: context.color,
+    };
     let style = match (context.json, context.quiet) {
         (true, _) => Style::Json,
         (_, true) => Style::Quiet,
         _ => Style::Plain {
-            painter: Painter {
-                enabled: context.color,
+            lines: Lines {
+                painter,
+                verbose: context.verbose,
             },
-            github: false,
+            github: None,
         },
     };
-    let (summary, record) = super::run::with_reporter(&options, style)?;
-    if options.until_idle && matches!(style, Style::Plain { .. }) {
-        print_out(&record.summary_table(Painter {
-            enabled: context.color,
-        }))?;
+    let plain = matches!(style, Style::Plain { .. });
+    let (summary, record) = super::run::with_reporter(&options, style, now_ms())?;
+    if options.until_idle && plain {
+        print_out(&summary_text(&record, painter, SummaryMode::Failures))?;
     }
     Ok(super::run::exit_code(&summary, options.until_idle))
 }
@@ -169,6 +174,7 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
         }
         return Ok(EXIT_OK);
     }
+    let running = store.running_jobs(&workers.iter().map(|w| w.id).collect::<Vec<_>>())?;
     let view = host::process_view();
     let mut left = wait_for_exit(&store, &workers, view.as_deref(), Instant::now() + timeout)?;
     if !left.is_empty() && !args.force {
@@ -191,11 +197,24 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
     }
     // Jobs of workers that were killed, or had died before, go back now.
     runtime::rescue_gone_workers(&mut store)?;
+    // The jobs that were running and did not finish: stopped, and back in
+    // the queue.
+    let mut interrupted = Vec::new();
+    for (id, definition) in running {
+        if store
+            .job(&id)
+            .is_ok_and(|j| !j.state.is_finished() && j.state != JobState::Processing)
+        {
+            interrupted.push((id, definition));
+        }
+    }
     if context.json {
         let pids: Vec<u32> = workers.iter().map(|w| w.pid).collect();
-        print_json(
-            &serde_json::json!({"stopped": pids, "killed": left.iter().map(|w| w.pid).collect::<Vec<_>>()}),
-        )?;
+        print_json(&serde_json::json!({
+            "stopped": pids,
+            "killed": left.iter().map(|w| w.pid).collect::<Vec<_>>(),
+            "interrupted": interrupted.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        }))?;
     } else if !context.quiet {
         let mut text = format!("stopped {} worker(s)\n", workers.len());
         if !left.is_empty() {
@@ -203,6 +222,13 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
                 "killed {} that did not stop in time\n",
                 left.len()
             ));
+        }
+        for (id, definition) in &interrupted {
+            let job = match definition {
+                Some(name) => format!("{name} ({id})"),
+                None => id.clone(),
+            };
+            text.push_str(&format!("interrupted and returned to the queue: {job}\n"));
         }
         print_out(&text)?;
     }

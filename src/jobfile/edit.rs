@@ -11,8 +11,18 @@ use toml_edit::{DocumentMut, Item, Key, Table, Value};
 use super::{DEFAULT_POLICY, DEFAULT_QUEUE, Jobfile, parse};
 use crate::error::{Error, Result};
 
-/// The seed-style keys and where they live.
+/// The seed-style keys, and the names other job queues give them, and
+/// where they live.
 const ALIASES: &[(&str, &str)] = &[
+    ("worker_timeout", "settings.timeout"),
+    ("worker-timeout", "settings.timeout"),
+    ("job_timeout", "settings.timeout"),
+    ("timeout", "settings.timeout"),
+    ("max_workers", "queues.default.workers"),
+    ("max-workers", "queues.default.workers"),
+    ("concurrency", "queues.default.workers"),
+    ("retries", "retry.default.max_retries"),
+    ("backoff", "retry.default.backoff_base"),
     ("max-retries", "retry.default.max_retries"),
     ("max_retries", "retry.default.max_retries"),
     ("backoff-base", "retry.default.backoff_base"),
@@ -38,14 +48,25 @@ const RETRY_KEYS: &[&str] = &[
     "jitter",
     "no_retry_exit_codes",
 ];
-const SETTINGS_KEYS: &[&str] = &["db", "keep_finished", "log_max_bytes", "lease"];
+const SETTINGS_KEYS: &[&str] = &["db", "keep_finished", "log_max_bytes", "lease", "timeout"];
 
 /// The path a key names: an alias, or a dotted path (`jobs."a.b".priority`).
+/// A lone word that is no alias is an error with a "did you mean".
 pub fn resolve_key(key: &str) -> Result<Vec<String>> {
     let dotted = ALIASES
         .iter()
         .find(|(alias, _)| *alias == key)
         .map_or(key, |(_, path)| path);
+    if !dotted.contains('.') {
+        let hint = super::did_you_mean(key, ALIASES.iter().map(|(alias, _)| *alias))
+            .unwrap_or_else(|| {
+                "use `max_retries`, `backoff_base`, `workers`, `timeout`, or a dotted path like `queues.deploy.workers`".into()
+            });
+        return Err(Error::input_with_hint(
+            format!("unknown setting `{key}`"),
+            hint,
+        ));
+    }
     let keys = Key::parse(dotted).map_err(|_| {
         Error::input_with_hint(
             format!("invalid key `{key}`"),
@@ -55,8 +76,17 @@ pub fn resolve_key(key: &str) -> Result<Vec<String>> {
     Ok(keys.iter().map(|k| k.get().to_string()).collect())
 }
 
-/// Reads a value as TOML (`5`, `2.5`, `true`, `[2]`, `"x"`), or else as a string.
-pub fn parse_value(text: &str) -> Value {
+/// Reads a value as TOML (`5`, `2.5`, `true`, `[2]`, `"x"`), or else as a
+/// string. For a duration key a bare number is seconds, as other job
+/// queues take it (`worker_timeout 600`), written as a duration (`"10m"`).
+pub fn parse_value(path: &[String], text: &str) -> Value {
+    let is_duration = matches!(
+        path.last().map(String::as_str),
+        Some("timeout" | "lease" | "keep_finished" | "max_delay" | "debounce")
+    );
+    if is_duration && let Ok(secs) = text.trim().parse::<u64>() {
+        return Value::from(crate::duration::human(std::time::Duration::from_secs(secs)));
+    }
     text.parse::<Value>().unwrap_or_else(|_| Value::from(text))
 }
 
@@ -252,6 +282,10 @@ pub fn effective(jobfile: &Jobfile, path: &[String]) -> String {
         ["settings", "keep_finished"] => format!("\"{}\"", short(jobfile.settings.keep_finished)),
         ["settings", "log_max_bytes"] => jobfile.settings.log_max_bytes.to_string(),
         ["settings", "lease"] => format!("\"{}\"", short(jobfile.settings.lease)),
+        ["settings", "timeout"] => jobfile
+            .settings
+            .timeout
+            .map_or("none".into(), |t| format!("\"{}\"", short(t))),
         ["queues", name, "workers"] => jobfile.queues.get(*name).map_or("1".into(), u32::to_string),
         ["retry", name, key] => {
             let policy = jobfile
@@ -296,7 +330,7 @@ mod tests {
             text,
             Path::new("queuectl.toml"),
             &resolve_key(key)?,
-            parse_value(value),
+            parse_value(&resolve_key(key)?, value),
         )
     }
 

@@ -7,6 +7,7 @@
 //! known ("did you mean `deploy`?").
 
 pub mod edit;
+pub mod inputs;
 pub mod model;
 mod validate;
 
@@ -62,6 +63,8 @@ pub struct Settings {
     pub keep_finished: Duration,
     pub log_max_bytes: u64,
     pub lease: Duration,
+    /// The timeout of jobs that set none.
+    pub timeout: Option<Duration>,
 }
 
 /// One job definition, with defaults filled in and paths resolved.
@@ -79,7 +82,18 @@ pub struct JobDef {
     pub cwd: String,
     pub after: Vec<String>,
     pub trigger: Trigger,
+    /// `sources`: globs of the job's inputs.
+    pub sources: Vec<String>,
+    /// What `sources` match and a digest of each, once read
+    /// ([`Jobfile::read_inputs`]): part of the spec.
+    pub inputs: Option<Inputs>,
+    /// The line of its `[jobs.NAME]` table in the jobfile (1-based).
+    pub line: usize,
 }
+
+/// The files a job's `sources` match (relative to the jobfile's
+/// directory, `/`-separated) and a digest of each one's content.
+pub type Inputs = BTreeMap<String, String>;
 
 /// What makes a definition run.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,8 +126,9 @@ pub struct Watch {
 
 impl JobDef {
     /// The hash of what the job does: command, environment (as written, so
-    /// secrets behind `${VAR}` never enter it) and working directory. A
-    /// change of it makes `apply` run the job again.
+    /// secrets behind `${VAR}` never enter it), working directory, and the
+    /// content of its inputs (`sources`). A change of it makes `apply` run
+    /// the job again.
     pub fn spec_hash(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(self.command.as_bytes());
@@ -126,6 +141,14 @@ impl JobDef {
         }
         hasher.update([0]);
         hasher.update(self.cwd.as_bytes());
+        // Inputs only where there are sources: the hash of a job without
+        // them is what it always was.
+        for (path, digest) in self.inputs.iter().flatten() {
+            hasher.update([1]);
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(digest.as_bytes());
+        }
         let digest = hasher.finalize();
         digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
     }
@@ -164,6 +187,7 @@ impl JobDef {
             source_commit: commit.map(str::to_string),
             after: self.after.clone(),
             tick_at: None,
+            inputs: self.inputs.clone(),
         }
     }
 }
@@ -213,6 +237,30 @@ impl Jobfile {
             "the jobfile",
         )?;
         parse(&text, path).map_err(Error::Jobfile)
+    }
+
+    /// Reads the inputs of every job with `sources` (their digests become
+    /// part of its spec). A file that cannot be read is an error naming it.
+    pub fn read_inputs(&mut self) -> Result<()> {
+        let wanted: Vec<Vec<String>> = self
+            .jobs
+            .values()
+            .filter(|d| !d.sources.is_empty())
+            .map(|d| d.sources.clone())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found = inputs::read(&self.dir, &wanted)?;
+        for (def, inputs) in self
+            .jobs
+            .values_mut()
+            .filter(|d| !d.sources.is_empty())
+            .zip(found)
+        {
+            def.inputs = Some(inputs);
+        }
+        Ok(())
     }
 
     /// The policy named `name`, if any.

@@ -48,6 +48,10 @@ pub struct SettingsSpec {
     /// The most output kept per attempt (the tail), e.g. `1MiB`. Default: `1MiB`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_max_bytes: Option<ByteSize>,
+    /// The timeout of a job that sets none (in the jobfile or when
+    /// enqueued), e.g. `10m`. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
     /// How long a worker may stay silent (no heartbeat) before another
     /// declares it dead and rescues its running jobs, at least `1s`.
     /// Default: `30s`.
@@ -104,6 +108,11 @@ pub struct JobSpec {
     pub env: Option<BTreeMap<String, String>>,
     /// The working directory, relative to the jobfile's directory.
     pub cwd: Option<String>,
+    /// The inputs of a one-shot job: globs relative to the jobfile's
+    /// directory (`src/**/*.rs`, `Cargo.lock`). Their content is part of
+    /// the job's spec: when a file they match changes, appears or goes,
+    /// the job runs again, and so do the jobs that wait for it.
+    pub sources: Option<Vec<String>>,
     /// Jobs whose latest run must have completed before this one starts.
     #[schemars(with = "Option<Vec<String>>")]
     pub after: Option<Vec<Spanned<String>>>,

@@ -92,6 +92,7 @@ impl Validator<'_> {
         let mut queues = Vec::new();
         let mut policies = Vec::new();
         let mut jobs = Vec::new();
+        let mut declared = BTreeSet::new();
         for (key, value) in root.get_ref() {
             let section = key.get_ref().as_ref();
             match section {
@@ -101,7 +102,14 @@ impl Validator<'_> {
                 }
                 "queues" => queues = self.entries::<QueueSpec>(value, "queues"),
                 "retry" => policies = self.entries::<RetrySpec>(value, "retry"),
-                "jobs" => jobs = self.entries::<JobSpec>(value, "jobs"),
+                "jobs" => {
+                    // Every job the file declares, also those whose table
+                    // has a problem: `after` may name them.
+                    if let Some(table) = value.get_ref().as_table() {
+                        declared = table.keys().map(|k| k.get_ref().to_string()).collect();
+                    }
+                    jobs = self.entries::<JobSpec>(value, "jobs");
+                }
                 other => {
                     let hint = did_you_mean(other, SECTIONS.iter().copied()).or_else(|| {
                         Some(format!("sections are {}", quoted(SECTIONS.iter().copied())))
@@ -114,7 +122,7 @@ impl Validator<'_> {
         let settings = self.settings(settings.unwrap_or_default(), settings_span, &dir);
         let queues = self.queues(queues);
         let retry = self.policies(policies);
-        let jobs = self.jobs(jobs, &queues, &retry);
+        let jobs = self.jobs(jobs, &declared, &queues, &retry, settings.timeout);
         Some(Jobfile {
             path: path.to_path_buf(),
             dir,
@@ -126,20 +134,70 @@ impl Validator<'_> {
     }
 
     /// Deserializes one table with the strict model, reporting its problem.
+    ///
+    /// Every problem of the table is reported, not only the first: after a
+    /// problem, the key at fault is left out and the table deserialized
+    /// again, until it parses or a problem names no key (a missing one).
+    /// A table with a problem yields nothing, so that no check runs on
+    /// what is left of it (no cascade of false errors).
     fn section<T: for<'de> Deserialize<'de>>(
         &mut self,
         value: &Spanned<DeValue<'_>>,
         name: &str,
     ) -> Option<T> {
-        match T::deserialize(ValueDeserializer::from(value.clone())) {
-            Ok(spec) => Some(spec),
-            Err(e) => {
-                let span = e.span().unwrap_or_else(|| value.span());
-                let (message, hint) = humanize(e.message(), name);
-                self.error(span, message, hint);
-                None
+        let mut value = value.clone();
+        let mut failed = false;
+        // Keys an unknown key was taken for (`comand`: `command`): that
+        // they are missing is no news.
+        let mut suggested: Vec<String> = Vec::new();
+        // A table has fewer keys than this; each pass drops one.
+        for _ in 0..256 {
+            let e = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(spec) => return (!failed).then_some(spec),
+                Err(e) => e,
+            };
+            failed = true;
+            let span = e.span().unwrap_or_else(|| value.span());
+            let (message, hint) = humanize(e.message(), name);
+            let missing = e
+                .message()
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(field, _)| field);
+            if missing.is_some_and(|field| suggested.iter().any(|s| s == field)) {
+                return None;
+            }
+            if let Some(suggestion) = hint
+                .as_deref()
+                .and_then(|h| h.strip_prefix("did you mean `"))
+                .and_then(|rest| rest.split_once('`'))
+            {
+                suggested.push(suggestion.0.to_string());
+            }
+            self.error(span.clone(), message, hint);
+            let unknown = e
+                .message()
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(field, _)| field.to_string());
+            let DeValue::Table(table) = value.get_mut() else {
+                return None;
+            };
+            let at_fault = table
+                .iter()
+                .find(|(key, field)| match &unknown {
+                    Some(field_name) => key.get_ref().as_ref() == field_name.as_str(),
+                    None => key.span().contains(&span.start) || field.span().contains(&span.start),
+                })
+                .map(|(key, _)| key.clone());
+            match at_fault {
+                Some(key) => {
+                    table.remove(&key);
+                }
+                None => return None,
             }
         }
+        None
     }
 
     /// Deserializes each entry of a section of named tables.
@@ -184,6 +242,13 @@ impl Validator<'_> {
         span: std::ops::Range<usize>,
         dir: &Path,
     ) -> Settings {
+        if spec.timeout.is_some_and(|t| t.0.is_zero()) {
+            self.error(
+                span.clone(),
+                "`settings.timeout` is 0s: every job would time out before it starts",
+                Some("leave `timeout` out for no default time limit".into()),
+            );
+        }
         let lease = spec.lease.map_or(DEFAULT_LEASE, |d| d.0);
         if lease < MIN_LEASE {
             self.error(
@@ -200,6 +265,7 @@ impl Validator<'_> {
             keep_finished: spec.keep_finished.map_or(DEFAULT_KEEP_FINISHED, |d| d.0),
             log_max_bytes: spec.log_max_bytes.map_or(DEFAULT_LOG_MAX_BYTES, |b| b.0),
             lease,
+            timeout: spec.timeout.map(|t| t.0),
         }
     }
 
@@ -297,12 +363,16 @@ impl Validator<'_> {
     fn jobs(
         &mut self,
         entries: Vec<Entry<JobSpec>>,
+        names: &BTreeSet<String>,
         queues: &BTreeMap<String, u32>,
         policies: &BTreeMap<String, RetryPolicy>,
+        default_timeout: Option<std::time::Duration>,
     ) -> BTreeMap<String, JobDef> {
-        let names: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
         let mut jobs = BTreeMap::new();
         let mut after_spans = BTreeMap::new();
+        // Each job's `after` names with their positions, to check once
+        // every job's trigger is known.
+        let mut dependencies: Vec<(String, String, std::ops::Range<usize>)> = Vec::new();
         for entry in entries {
             let key = format!("jobs.{}", entry.name);
             let spec = entry.spec;
@@ -397,6 +467,7 @@ impl Validator<'_> {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|dep| {
+                    dependencies.push((key.clone(), dep.get_ref().clone(), dep.span()));
                     if !names.contains(dep.get_ref()) {
                         let hint = did_you_mean(dep.get_ref(), names.iter().map(String::as_str));
                         self.error(
@@ -422,6 +493,17 @@ impl Validator<'_> {
                 spec.watch,
                 spec.on_busy,
             );
+            let sources = spec.sources.unwrap_or_default();
+            if !sources.is_empty() && trigger != Trigger::Once {
+                self.error(
+                    entry.span.clone(),
+                    format!("`{key}.sources` applies only to a one-shot job"),
+                    Some("a scheduled job runs at its ticks, a watched one on changes of its `watch` paths".into()),
+                );
+            }
+            for glob in &sources {
+                self.check_glob(entry.span.clone(), &format!("{key}.sources"), glob);
+            }
             jobs.insert(
                 entry.name.clone(),
                 JobDef {
@@ -429,13 +511,30 @@ impl Validator<'_> {
                     command: spec.command,
                     queue,
                     retry,
-                    timeout: spec.timeout.map(|t| t.0),
+                    timeout: spec.timeout.map(|t| t.0).or(default_timeout),
                     priority: spec.priority.unwrap_or(0),
                     env,
                     cwd: spec.cwd.unwrap_or_default(),
                     after,
                     trigger,
+                    sources,
+                    inputs: None,
+                    line: position(self.text, entry.span.start).0,
                 },
+            );
+        }
+        // A job cannot wait for one that only a trigger runs: it would wait
+        // until the first tick or change, and a `--until-idle` run forever.
+        for (key, dep, span) in dependencies {
+            let runs_on = match jobs.get(&dep).map(|d: &JobDef| &d.trigger) {
+                Some(Trigger::Schedule(_)) => "a schedule",
+                Some(Trigger::Watch(_)) => "file changes",
+                _ => continue,
+            };
+            self.error(
+                span,
+                format!("`{key}.after` names `{dep}`, which runs on {runs_on}"),
+                Some("`after` waits for one-shot jobs only; put the two in one job's command, or give this one its own trigger".into()),
             );
         }
         for cycle in find_cycles(&jobs) {
@@ -447,6 +546,28 @@ impl Validator<'_> {
             );
         }
         jobs
+    }
+
+    /// A glob of `watch` or `sources`: it compiles, and stays inside the
+    /// jobfile's directory.
+    fn check_glob(&mut self, span: std::ops::Range<usize>, key: &str, glob: &str) {
+        if let Err(e) = globset::Glob::new(glob) {
+            self.error(
+                span.clone(),
+                format!("invalid glob `{glob}` in `{key}`: {}", e.kind()),
+                None,
+            );
+        }
+        if Path::new(glob).is_absolute() || glob.split('/').any(|part| part == "..") {
+            self.error(
+                span,
+                format!("glob `{glob}` in `{key}` leaves the jobfile's directory"),
+                Some(format!(
+                    "{} globs are relative to the jobfile's directory",
+                    key.rsplit('.').next().unwrap_or(key)
+                )),
+            );
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -529,20 +650,7 @@ impl Validator<'_> {
                 self.error(span.clone(), format!("`{key}.watch` has no paths"), None);
             }
             for glob in paths.iter().chain(&ignore) {
-                if let Err(e) = globset::Glob::new(glob) {
-                    self.error(
-                        span.clone(),
-                        format!("invalid glob `{glob}` in `{key}.watch`: {}", e.kind()),
-                        None,
-                    );
-                }
-                if Path::new(glob).is_absolute() || glob.split('/').any(|part| part == "..") {
-                    self.error(
-                        span.clone(),
-                        format!("glob `{glob}` in `{key}.watch` leaves the jobfile's directory"),
-                        Some("watch globs are relative to the jobfile's directory".into()),
-                    );
-                }
+                self.check_glob(span.clone(), &format!("{key}.watch"), glob);
             }
             return Trigger::Watch(Watch {
                 paths,

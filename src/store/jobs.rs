@@ -133,6 +133,16 @@ impl Store {
                 insert(tx, job)?;
                 ids.push(job.id.clone());
             }
+            // A run of a definition whose dependency cannot run (it never
+            // did, or is dead) is cancelled now, not left to wait forever.
+            if let Some(now) = jobs
+                .iter()
+                .filter(|j| !j.after.is_empty())
+                .map(|j| j.created_at)
+                .max()
+            {
+                cancel_blocked(tx, now)?;
+            }
             Ok(EnqueueOutcome { ids })
         })
     }
@@ -212,6 +222,62 @@ impl Store {
                 .query_row([id], job_from_row)
                 .optional()?
                 .ok_or_else(|| Error::UnknownJob(id.to_string()))
+        })
+    }
+
+    /// The job an argument names: a job id, or a definition's name (its
+    /// latest run); `id:ID` is an id whatever definitions exist. A name
+    /// that is both a job's id and another job's definition is an error
+    /// listing both.
+    pub fn resolve_job(&self, arg: &str) -> Result<String> {
+        if let Some(id) = arg.strip_prefix(ID_PREFIX) {
+            return self.job(id).map(|job| job.id);
+        }
+        self.read(|conn| {
+            let by_id: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1)")?
+                .query_row([arg], |row| row.get(0))?;
+            let by_name: Option<String> = conn
+                .prepare_cached("SELECT job_id FROM definitions WHERE name = ?1")?
+                .query_row([arg], |row| row.get(0))
+                .optional()?;
+            match (by_id, by_name) {
+                (true, Some(latest)) if latest != arg => Err(Error::input_with_hint(
+                    format!(
+                        "`{arg}` is ambiguous: it is the id of job `{arg}`, and names the latest run of `{arg}` ({latest})"
+                    ),
+                    format!("write `{ID_PREFIX}{arg}` for the job whose id it is, or `{latest}` for the latest run"),
+                )),
+                (true, _) => Ok(arg.to_string()),
+                (false, Some(latest)) => {
+                    let kept: bool = conn
+                        .prepare_cached("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1)")?
+                        .query_row([&latest], |row| row.get(0))?;
+                    if kept {
+                        Ok(latest)
+                    } else {
+                        Err(Error::input_with_hint(
+                            format!("the latest run of `{arg}` ({latest}) was pruned"),
+                            "`queuectl status` and `plan` still know what it did",
+                        ))
+                    }
+                }
+                (false, None) => Err(Error::UnknownJob(arg.to_string())),
+            }
+        })
+    }
+
+    /// The state of each definition's latest run (`None`: it never ran).
+    pub fn latest_states(&self, definitions: &[String]) -> Result<Vec<(String, Option<JobState>)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT state FROM definitions WHERE name = ?1")?;
+            let mut states = Vec::with_capacity(definitions.len());
+            for name in definitions {
+                let state: Option<String> = stmt.query_row([name], |row| row.get(0)).optional()?;
+                let state = state.map(|s| parse_state(&s)).transpose()?;
+                states.push((name.clone(), state));
+            }
+            Ok(states)
         })
     }
 
@@ -461,14 +527,18 @@ impl Store {
     }
 }
 
+/// Written before an argument, it is a job id, never a definition's name.
+pub const ID_PREFIX: &str = "id:";
+
 /// Inserts one job; a duplicate id is an input error.
 pub(super) fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO jobs (id, command, definition, origin, queue, priority, state, \
          max_retries, backoff_base, max_delay_ms, jitter, no_retry_codes, timeout_ms, env, \
-         cwd, run_at, created_at, updated_at, spec_hash, source_commit, after_deps, tick_at) \
+         cwd, run_at, created_at, updated_at, spec_hash, source_commit, after_deps, tick_at, \
+         inputs) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-         ?15, ?16, ?16, ?17, ?18, ?19, ?20)",
+         ?15, ?16, ?16, ?17, ?18, ?19, ?20, ?21)",
     )?;
     let result = insert.execute(params![
         job.id,
@@ -491,6 +561,7 @@ pub(super) fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
         job.source_commit,
         deps_json(&job.after),
         job.tick_at,
+        job.inputs.as_ref().map(to_json),
     ]);
     match result {
         Ok(_) => Ok(()),
@@ -507,26 +578,31 @@ pub(super) fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
 pub(super) const LATEST_STATE: &str = "(SELECT x.state FROM definitions x WHERE x.name = d.value)";
 
 /// Cancels waiting jobs whose dependency's latest run is dead or cancelled,
-/// and so on down the chain: they would otherwise wait forever.
+/// or that has never run at all, and so on down the chain: they would
+/// otherwise wait forever.
 pub(super) fn cancel_blocked(conn: &Connection, now: i64) -> Result<()> {
     let mut find = conn.prepare_cached(&format!(
         "SELECT j.id, d.value, {LATEST_STATE} FROM jobs j, json_each(j.after_deps) d \
          WHERE j.after_deps IS NOT NULL AND j.state IN ('pending', 'failed') \
-         AND {LATEST_STATE} IN ('dead', 'cancelled')"
+         AND ({LATEST_STATE} IN ('dead', 'cancelled') OR {LATEST_STATE} IS NULL)"
     ))?;
     let mut cancel = conn.prepare_cached(
         "UPDATE jobs SET state = 'cancelled', reason = ?2, finished_at = ?3, updated_at = ?3 \
          WHERE id = ?1 AND state IN ('pending', 'failed')",
     )?;
     loop {
-        let blocked: Vec<(String, String, String)> = find
+        let blocked: Vec<(String, String, Option<String>)> = find
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         if blocked.is_empty() {
             return Ok(());
         }
         for (id, dep, state) in blocked {
-            cancel.execute(params![id, format!("dependency `{dep}` is {state}"), now])?;
+            let reason = match state {
+                Some(state) => format!("dependency `{dep}` is {state}"),
+                None => format!("dependency `{dep}` has never run"),
+            };
+            cancel.execute(params![id, reason, now])?;
         }
     }
 }

@@ -146,6 +146,33 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE workers ADD COLUMN process_view TEXT;
     ALTER TABLE workers ADD COLUMN lease_ms INTEGER NOT NULL DEFAULT 30000;
     "#,
+    // 6: the inputs (`sources`) a job of a definition ran with, so `plan`
+    // can say which one changed; the definitions' record keeps them too.
+    r#"
+    ALTER TABLE jobs ADD COLUMN inputs TEXT;
+    ALTER TABLE definitions ADD COLUMN inputs TEXT;
+    DROP TRIGGER definitions_latest;
+    DROP TRIGGER definitions_follow;
+    CREATE TRIGGER definitions_latest AFTER INSERT ON jobs WHEN NEW.definition IS NOT NULL
+    BEGIN
+        INSERT INTO definitions (name, job_id, state, reason, spec_hash, command, env, cwd,
+                                 inputs, updated_at)
+        VALUES (NEW.definition, NEW.id, NEW.state, NEW.reason, NEW.spec_hash, NEW.command,
+                NEW.env, NEW.cwd, NEW.inputs, NEW.updated_at)
+        ON CONFLICT (name) DO UPDATE SET job_id = excluded.job_id, state = excluded.state,
+            reason = excluded.reason, spec_hash = excluded.spec_hash,
+            command = excluded.command, env = excluded.env, cwd = excluded.cwd,
+            inputs = excluded.inputs, removed_at = NULL, updated_at = excluded.updated_at;
+    END;
+    CREATE TRIGGER definitions_follow AFTER UPDATE OF state, reason, spec_hash, command, env,
+        cwd, inputs ON jobs WHEN NEW.definition IS NOT NULL
+    BEGIN
+        UPDATE definitions SET state = NEW.state, reason = NEW.reason,
+            spec_hash = NEW.spec_hash, command = NEW.command, env = NEW.env, cwd = NEW.cwd,
+            inputs = NEW.inputs, updated_at = NEW.updated_at
+        WHERE name = NEW.definition AND job_id = NEW.id;
+    END;
+    "#,
 ];
 
 /// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it

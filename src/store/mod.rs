@@ -429,7 +429,9 @@ fn prepare_location(path: &Path) -> Result<()> {
             .mode(0o700)
             .create(dir)
             .map_err(|e| Error::io("create the database directory", dir, e))?;
-        let ignore = dir.join(".gitignore");
+    }
+    let ignore = dir.join(".gitignore");
+    if dir.file_name() == Some(std::ffi::OsStr::new(STATE_DIR)) && !ignore.exists() {
         let mut file = fs::File::create(&ignore).map_err(|e| Error::io("create", &ignore, e))?;
         file.write_all(b"*\n")
             .map_err(|e| Error::io("write", &ignore, e))?;

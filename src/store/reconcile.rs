@@ -22,11 +22,18 @@ impl Store {
         self.read(read_stored)
     }
 
-    /// Makes the queue match `jobfile`; returns what was done.
-    pub fn apply(&mut self, jobfile: &Jobfile, commit: Option<&str>, now: i64) -> Result<Plan> {
+    /// Makes the queue match `jobfile` (with `rerun`, every one-shot job
+    /// runs again); returns what was done.
+    pub fn apply(
+        &mut self,
+        jobfile: &Jobfile,
+        commit: Option<&str>,
+        now: i64,
+        rerun: bool,
+    ) -> Result<Plan> {
         self.write(|tx| {
             let stored = read_stored(tx)?;
-            let plan = reconcile::plan(jobfile, &stored);
+            let plan = reconcile::plan_with(jobfile, &stored, rerun);
             apply_plan(tx, jobfile, &plan, commit, now)?;
             mark_removed(tx, jobfile, now)?;
             cancel_blocked(tx, now)?;
@@ -48,7 +55,7 @@ fn read_stored(conn: &Connection) -> Result<Stored> {
     // What each definition last did, from the record that outlives its
     // pruned jobs.
     let mut latest = conn.prepare_cached(
-        "SELECT name, job_id, state, reason, spec_hash, command, env, cwd, removed_at \
+        "SELECT name, job_id, state, reason, spec_hash, command, env, cwd, removed_at, inputs \
          FROM definitions",
     )?;
     let rows = latest.query_map([], |row| {
@@ -64,6 +71,10 @@ fn read_stored(conn: &Connection) -> Result<Stored> {
                 env: from_json(row, 6)?,
                 cwd: row.get(7)?,
                 removed: row.get::<_, Option<i64>>(8)?.is_some(),
+                inputs: match row.get::<_, Option<String>>(9)? {
+                    Some(_) => Some(from_json(row, 9)?),
+                    None => None,
+                },
             },
         ))
     })?;

@@ -219,6 +219,7 @@ mod tests {
             source_commit: None,
             after: vec![],
             tick_at: Some(tick),
+            inputs: None,
         }
     }
 

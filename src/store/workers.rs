@@ -137,6 +137,23 @@ impl Store {
         })
     }
 
+    /// The jobs these workers are running: (id, definition).
+    pub fn running_jobs(&self, runners: &[i64]) -> Result<Vec<(String, Option<String>)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, definition FROM jobs WHERE runner = ?1 AND state = 'processing' \
+                 ORDER BY id",
+            )?;
+            let mut jobs = Vec::new();
+            for runner in runners {
+                for row in stmt.query_map([runner], |row| Ok((row.get(0)?, row.get(1)?)))? {
+                    jobs.push(row?);
+                }
+            }
+            Ok(jobs)
+        })
+    }
+
     /// Jobs of `runner` that a user asked to cancel while they run.
     pub fn cancel_requests(&self, runner: i64) -> Result<Vec<String>> {
         self.read(|conn| {

@@ -176,7 +176,7 @@ fn a_missing_secret_fails_the_attempt_clearly() {
 fn a_database_locked_longer_than_the_busy_timeout() {
     let env = Env::new();
     env.enqueue(&["--id", "before", "true"]);
-    let holder = rusqlite::Connection::open(env.file(".queuectl/queue.db")).expect("open");
+    let holder = rusqlite::Connection::open(env.queue_file("queue.db")).expect("open");
     holder.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     let started = std::time::Instant::now();
     env.cmd(["enqueue", "true"]).assert().code(2).stderr(
@@ -272,7 +272,7 @@ fn read_only_directories_and_files() {
     }
     // A database file that cannot be written.
     env.enqueue(&["--id", "before", "true"]);
-    let db = env.file(".queuectl/queue.db");
+    let db = env.queue_file("queue.db");
     {
         let _ro = Immutable::new(db);
         env.cmd(["enqueue", "true"])

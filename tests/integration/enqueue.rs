@@ -129,6 +129,7 @@ fn dry_run_changes_nothing() {
         !env.file(".queuectl").exists(),
         "nothing is created on disk"
     );
+    assert!(!env.data_home().exists(), "nothing is created on disk");
 }
 
 #[test]
@@ -144,6 +145,7 @@ fn read_commands_on_an_empty_directory_create_nothing() {
         .success()
         .stdout("the dead letter queue is empty\n");
     assert!(!env.file(".queuectl").exists());
+    assert!(!env.data_home().exists());
 }
 
 #[test]
@@ -255,8 +257,9 @@ fn many_processes_creating_the_database_at_once_all_succeed() {
 fn verbose_names_the_files_in_use() {
     let env = Env::new();
     env.cmd(["-v", "list"]).assert().success().stderr(
-        predicate::str::contains("jobfile: none found\ndatabase: ")
-            .and(predicate::str::contains(".queuectl/queue.db")),
+        predicate::str::contains("jobfile: none found\ndatabase: ").and(predicate::str::contains(
+            env.queue_file("queue.db").display().to_string(),
+        )),
     );
     env.write("queuectl.toml", "");
     env.cmd(["--verbose", "--json", "list"])

@@ -124,7 +124,7 @@ fn secrets_reach_the_job_but_never_the_database_or_output() {
         "hunter2-s3cret\n",
         "the job got the secret"
     );
-    for file in std::fs::read_dir(env.file(".queuectl"))
+    for file in std::fs::read_dir(env.queue_file(""))
         .expect("the queue dir")
         .flatten()
     {

@@ -53,6 +53,7 @@ impl Env {
         cmd.current_dir(self.path())
             .env_remove("QUEUECTL_DB")
             .env_remove("QUEUECTL_FILE")
+            .env("XDG_DATA_HOME", self.data_home())
             .env("NO_COLOR", "1")
             .args(args);
         cmd
@@ -89,6 +90,14 @@ impl Env {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// The jobs of a definition, newest first.
+    pub fn jobs_of(&self, definition: &str) -> Vec<Value> {
+        self.json(&["list", "--job", definition, "--limit", "1000"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Every job's state, by id.
@@ -136,8 +145,25 @@ impl Env {
             .env_remove("QUEUECTL_DB")
             .env_remove("QUEUECTL_FILE")
             .env_remove("GITHUB_ACTIONS")
+            .env("XDG_DATA_HOME", self.data_home())
             .env("NO_COLOR", "1");
         command
+    }
+
+    /// Where the queue of a directory without a jobfile lives in these
+    /// tests (as `~/.local/share` would): inside the temp dir.
+    pub fn data_home(&self) -> PathBuf {
+        self.path().join(".data")
+    }
+
+    /// A file of the queue's state directory: `.queuectl/` beside the
+    /// jobfile when there is one, else the user's data directory.
+    pub fn queue_file(&self, name: &str) -> PathBuf {
+        if self.file("queuectl.toml").exists() {
+            self.file(".queuectl").join(name)
+        } else {
+            self.data_home().join("queuectl").join(name)
+        }
     }
 
     /// Starts `command`, its stdout and stderr in a file that

@@ -158,7 +158,7 @@ fn output_of_every_attempt_is_kept_and_shown() {
         .stderr(predicate::str::contains(format!(
             "job `{id}` has no attempt 3"
         )));
-    let logs = std::fs::read_dir(env.file(".queuectl/queue.logs")).expect("logs dir");
+    let logs = std::fs::read_dir(env.queue_file("queue.logs")).expect("logs dir");
     for entry in logs {
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &entry
@@ -195,7 +195,7 @@ fn huge_output_keeps_only_the_tail() {
         env.job(&id)["attempt_history"][0]["output_bytes"],
         100_000_000 + 9
     );
-    let log = env.file(&format!(".queuectl/queue.logs/{id}.1.log"));
+    let log = env.queue_file(&format!("queue.logs/{id}.1.log"));
     let size = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
     assert!(size <= 1024 * 1024 + 100, "bounded on disk: {size} bytes");
 }
@@ -262,10 +262,7 @@ fn prune_deletes_old_finished_jobs_and_their_logs() {
         .success()
         .stdout("pruned 1 job(s)\n");
     env.cmd(["show", &done]).assert().code(2);
-    assert!(
-        !env.file(&format!(".queuectl/queue.logs/{done}.1.log"))
-            .exists()
-    );
+    assert!(!env.queue_file(&format!("queue.logs/{done}.1.log")).exists());
     assert_eq!(env.state(&waiting), "pending");
     env.cmd(["prune", "--state", "pending"])
         .assert()

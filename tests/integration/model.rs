@@ -9,14 +9,6 @@ use serde_json::Value;
 
 use super::harness::{Env, alive, bin, require, wait_until};
 
-/// The jobs of a definition, newest first.
-fn jobs_of(env: &Env, definition: &str) -> Vec<Value> {
-    env.json(&["list", "--job", definition])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// The registered workers.
 fn workers(env: &Env) -> Vec<Value> {
     env.json(&["worker", "status"])
@@ -76,7 +68,7 @@ fn a_jobfile_briefly_empty_under_run_cancels_nothing() {
     env.write("queuectl.toml", SLOW_AND_A);
     let run = env.spawn(&["run"]);
     wait_until("slow runs", || {
-        jobs_of(&env, "slow").first().map(|j| j["state"].clone()) == Some("processing".into())
+        env.jobs_of("slow").first().map(|j| j["state"].clone()) == Some("processing".into())
     });
     // `cat > queuectl.toml` (or a non-atomic save, or a checkout of a
     // branch without the job): the file is empty for a second.
@@ -154,7 +146,7 @@ fn a_worker_declared_dead_while_stopped_records_nothing_when_it_resumes() {
     wait_until("the second worker rescues the job", || {
         env.read("starts") == "1\n2\n"
     });
-    let job = &jobs_of(&env, "long")[0];
+    let job = &env.jobs_of("long")[0];
     let id = job["id"].as_str().unwrap_or_default().to_string();
     assert_eq!(env.job(&id)["attempt_history"][0]["outcome"], "lost");
     first.signal("CONT");
@@ -287,6 +279,7 @@ fn workers_are_bounded() {
             "the pools add up to 2000 workers: one process runs at most 1024",
         ));
     assert!(!env.file(".queuectl").exists(), "nothing was created");
+    assert!(!env.data_home().exists(), "nothing was created");
 }
 
 /// A SQLite database of another program, in rollback-journal mode.
@@ -598,16 +591,15 @@ fn a_worker_that_fails_on_a_full_disk_does_not_say_nothing_changed() {
         .assert()
         .success();
     // Room for a few more writes than the files hold now, not for all.
-    let size = [".queuectl/queue.db", ".queuectl/queue.db-wal"]
+    let size = ["queue.db", "queue.db-wal"]
         .iter()
-        .filter_map(|f| std::fs::metadata(env.file(f)).ok())
+        .filter_map(|f| std::fs::metadata(env.queue_file(f)).ok())
         .map(|m| m.len())
         .max()
         .unwrap_or(0);
     let limit = size + 300_000;
-    let out = std::process::Command::new("prlimit")
-        .current_dir(env.path())
-        .env_remove("QUEUECTL_DB")
+    let out = env
+        .command("prlimit")
         .arg(format!("--fsize={limit}:{limit}"))
         .arg(bin())
         .args(["worker", "start", "--until-idle", "--count", "1"])
@@ -625,6 +617,7 @@ fn a_worker_that_fails_on_a_full_disk_does_not_say_nothing_changed() {
 fn rows_and_directories_queuectl_did_not_make_are_not_trusted() {
     let env = Env::new();
     // A pre-existing world-writable .queuectl/ is tightened.
+    env.write("queuectl.toml", "");
     std::fs::create_dir(env.file(".queuectl")).expect("mkdir");
     std::fs::set_permissions(
         env.file(".queuectl"),

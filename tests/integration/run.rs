@@ -80,17 +80,19 @@ start     ok  attempt 1/4  ok: echo fine
 done      ok (ok)  <t>
 start     flaky  attempt 1/3  flaky: test -f tried || { touch tried; echo first try fa…
 failed    flaky (flaky)  exit code 1 in <t> retry in <t>
+    first try fails
 start     broken  attempt 1/2  broken: echo broken for good; exit 3
 failed    broken (broken)  exit code 3 in <t> retry in <t>
+    broken for good
 start     flaky  attempt 2/3  flaky: test -f tried || { touch tried; echo first try fa…
 done      flaky (flaky)  <t>
 start     broken  attempt 2/2  broken: echo broken for good; exit 3
 dead      broken (broken)  exit code 3 after 2 attempt(s)
+    broken for good
 stopping (the queue is idle): running jobs finish, no new ones start
-JOB     STATE              ATTEMPTS  EXIT  TIME
-ok      completed          1         0     <t>
-flaky   completed (flaky)  2         0     <t>
-broken  dead               2         3     <t>
+failures:
+  dead   broken  exit code 3 after 2 attempt(s)
+  flaky  flaky   completed after 1 failed attempt(s)
 2 completed, 1 dead, 0 retrying, 0 cancelled in <t>";
     let pid_line = text
         .lines()
@@ -195,8 +197,14 @@ fn github_actions_get_groups_errors_and_a_step_summary() {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // The output is fenced (issue 11): between a random token's
+    // ::stop-commands:: and its end, nothing the job prints is a command.
+    let token = output
+        .lines()
+        .find_map(|l| l.strip_prefix("::stop-commands::"))
+        .unwrap_or_default();
     assert!(output.contains(&format!(
-        "::group::dead      deploy ({id})  exit code 7 after 1 attempt(s)\ncannot reach host\n::endgroup::\n::error title=deploy is dead::deploy ({id}): exit code 7"
+        "::group::dead      deploy ({id})  exit code 7 after 1 attempt(s)\n::stop-commands::{token}\ncannot reach host\n::{token}::\n::endgroup::\n::error file=queuectl.toml,line=1,title=deploy is dead::deploy ({id}): exit code 7"
     )), "{output}");
     let markdown = env.read("summary.md");
     assert!(
@@ -286,6 +294,7 @@ fn a_second_sigint_stops_jobs_and_returns_them() {
     wait_until("the job runs", || !env.read("slow.pid").is_empty());
     run.signal("INT");
     run.wait_for_output("stopping (received SIGINT)");
+    run.wait_for_output("Ctrl-C again to stop now");
     run.signal("INT");
     let (code, _) = run.wait();
     assert_eq!(code, Some(130));

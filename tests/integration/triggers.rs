@@ -7,13 +7,6 @@ use predicates::prelude::*;
 
 use super::harness::{Env, wait_until};
 
-fn jobs_of(env: &Env, definition: &str) -> Vec<serde_json::Value> {
-    env.json(&["list", "--job", definition, "--limit", "1000"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_one_second_schedule_runs_every_second() {
     let env = Env::new();
@@ -44,12 +37,11 @@ fn a_killed_run_neither_repeats_nor_loses_ticks() {
         "[jobs.tick]\ncommand = \"true\"\nschedule = \"* * * * * *\"\n",
     );
     let first = env.spawn(&["run"]);
-    wait_until("two ticks were enqueued", || {
-        jobs_of(&env, "tick").len() >= 2
-    });
+    wait_until("two ticks were enqueued", || env.jobs_of("tick").len() >= 2);
     first.signal("KILL");
     let _ = first.wait();
-    let last_before = jobs_of(&env, "tick")
+    let last_before = env
+        .jobs_of("tick")
         .iter()
         .filter_map(|j| j["tick_at"].as_i64())
         .max()
@@ -59,14 +51,15 @@ fn a_killed_run_neither_repeats_nor_loses_ticks() {
     let restarted_at = jiff::Timestamp::now().as_millisecond();
     let second = env.spawn(&["run"]);
     wait_until("the restarted run ticked", || {
-        jobs_of(&env, "tick")
+        env.jobs_of("tick")
             .iter()
             .filter_map(|j| j["tick_at"].as_i64())
             .any(|t| t > restarted_at)
     });
     second.signal("KILL");
     let _ = second.wait();
-    let ticks: Vec<i64> = jobs_of(&env, "tick")
+    let ticks: Vec<i64> = env
+        .jobs_of("tick")
         .iter()
         .filter_map(|j| j["tick_at"].as_i64())
         .collect();
@@ -130,8 +123,8 @@ fn watched_paths_enqueue_debounced_jobs() {
     let mut per_file: Vec<_> = env.read("per_file").lines().map(str::to_string).collect();
     per_file.sort();
     assert_eq!(per_file, vec!["images/sub/y.png", "images/x.png"]);
-    assert_eq!(jobs_of(&env, "docs").len(), 1);
-    let job = &jobs_of(&env, "docs")[0];
+    assert_eq!(env.jobs_of("docs").len(), 1);
+    let job = &env.jobs_of("docs")[0];
     assert_eq!(job["origin"], "watch");
     assert!(
         job["env"]

@@ -77,7 +77,9 @@ fn worker_stop_force_returns_the_job_to_the_queue() {
     env.cmd(["worker", "stop", "--force"])
         .assert()
         .success()
-        .stdout("stopped 1 worker(s)\n");
+        .stdout(format!(
+            "stopped 1 worker(s)\ninterrupted and returned to the queue: {id}\n"
+        ));
     let job = env.job(&id);
     assert_eq!(job["state"], "pending", "{job}");
     assert_eq!(job["attempts"], 0, "an interrupted attempt does not count");
