@@ -227,8 +227,9 @@ pub fn clean(line: &str) -> String {
     while let Some(c) = chars.next() {
         match c {
             '\u{1b}' => {
-                // CSI: ESC [ parameters… final byte in @..~; else drop
-                // the ESC and the one character after it.
+                // CSI: ESC [ parameters… and a final byte in @..~. Any
+                // other escape (ESC ( B, a charset): ESC, intermediate
+                // bytes in ' '../, and a final byte.
                 if chars.next_if_eq(&'[').is_some() {
                     for c in chars.by_ref() {
                         if ('@'..='~').contains(&c) {
@@ -236,6 +237,7 @@ pub fn clean(line: &str) -> String {
                         }
                     }
                 } else {
+                    while chars.next_if(|c| (' '..='/').contains(c)).is_some() {}
                     chars.next();
                 }
             }
@@ -394,6 +396,8 @@ mod tests {
     fn output_is_cleaned_of_terminal_commands() {
         assert_eq!(clean("plain\ttext"), "plain\ttext");
         assert_eq!(clean("\u{1b}[31mred\u{1b}[0m"), "red");
+        // What `cargo fmt --check` prints around a diff line.
+        assert_eq!(clean("\u{1b}(B\u{1b}[m+fn a() {}"), "+fn a() {}");
         assert_eq!(clean("progress 10%\rprogress 100%"), "progress 100%");
         assert_eq!(clean("bell\u{7}"), "bell\u{fffd}");
         assert_eq!(output_block("a\nb\n"), "    a\n    b\n");
