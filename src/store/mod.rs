@@ -268,7 +268,7 @@ impl Store {
             Durability::Normal => "NORMAL",
         };
         self.conn.execute_batch(&format!(
-            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
         ))?;
         if durability == Durability::Normal {
             // Worker connections (one per slot) touch a few pages per
