@@ -1,14 +1,18 @@
-//! The store's hot path, in process: one worker slot's claim + finish
-//! cycle, on an empty database and on one holding 100,000 finished jobs
-//! (the claim must not slow down with history). Whole-process targets are
-//! in `scripts/bench`.
+//! The engine's hot path over the SQLite driver, in process: one worker
+//! slot's finish + claim cycle, on an empty database and on one holding
+//! 100,000 finished jobs (the claim must not slow down with history).
+//! Whole-process targets are in `scripts/bench`.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use queuectl::job::{AttemptOutcome, JobState, NewJob, Origin, generate_id};
+use queuectl::driver::{Durability, Location, QueueFilter, Registration};
+use queuectl::engine::{ClaimRequest, Done, Ended, Engine};
+use queuectl::job::{AttemptOutcome, Claimed, JobState, NewJob, Origin, generate_id};
 use queuectl::retry::RetryPolicy;
-use queuectl::store::{ClaimArgs, Durability, Finish, QueueFilter, Registration, Store};
+
+const RUNNER: i64 = 1;
 
 fn job(now: i64) -> NewJob {
     NewJob {
@@ -29,16 +33,29 @@ fn job(now: i64) -> NewJob {
         after: vec![],
         tick_at: None,
         inputs: None,
+        payload: None,
+        exclusive: None,
     }
 }
 
-/// A store with `history` completed jobs and `waiting` pending ones.
-fn store(dir: &std::path::Path, history: usize, waiting: usize) -> Store {
-    let mut store = Store::open(&dir.join("queue.db"), Durability::Normal).expect("a store");
-    let runner = 1;
-    store
+fn request<'a>(queues: &'a QueueFilter, limits: &'a BTreeMap<String, u32>) -> ClaimRequest<'a> {
+    ClaimRequest {
+        runner: RUNNER,
+        queues,
+        limits,
+        lease_until: i64::MAX,
+        now: i64::MAX / 2,
+        count: 1,
+    }
+}
+
+/// An engine over a queue with `history` completed jobs.
+fn engine(dir: &std::path::Path, history: usize) -> Engine {
+    let location = Location::Sqlite(dir.join("queue.db"));
+    let mut engine = Engine::open(&location, Durability::Normal).expect("a queue");
+    engine
         .register_worker(&Registration {
-            id: runner,
+            id: RUNNER,
             pid: 1,
             host: "bench",
             process_view: None,
@@ -49,74 +66,61 @@ fn store(dir: &std::path::Path, history: usize, waiting: usize) -> Store {
         })
         .expect("a worker");
     let jobs: Vec<NewJob> = (0..history).map(|i| job(i as i64)).collect();
-    store.enqueue(&jobs).expect("history");
-    for i in 0..history {
-        let claimed = store
-            .claim(ClaimArgs {
-                runner,
-                queues: &QueueFilter::Any,
-                lease_until: i64::MAX,
-                now: i as i64,
-            })
-            .expect("claim")
-            .expect("a job");
-        finish(&mut store, runner, &claimed.id, claimed.run, None);
+    engine.enqueue(&jobs).expect("history");
+    let (any, limits) = (QueueFilter::Any, BTreeMap::new());
+    for _ in 0..history {
+        let claimed = engine.claim(&request(&any, &limits)).expect("claim");
+        let job = claimed.into_iter().next().expect("a job");
+        finish(&mut engine, &job, None);
     }
-    let jobs: Vec<NewJob> = (0..waiting).map(|i| job(1_000_000 + i as i64)).collect();
-    store.enqueue(&jobs).expect("waiting jobs");
-    store
+    engine
 }
 
-fn finish(
-    store: &mut Store,
-    runner: i64,
-    id: &str,
-    run: u32,
-    next: Option<ClaimArgs<'_>>,
-) -> Option<String> {
-    let finish = Finish {
-        id,
-        run,
-        runner,
+fn finish(engine: &mut Engine, job: &Claimed, next: Option<&ClaimRequest<'_>>) -> Option<Claimed> {
+    let ended = Ended {
         outcome: AttemptOutcome::Completed,
-        exit_code: Some(0),
-        error: None,
-        output_bytes: 0,
         state: JobState::Completed,
         run_at: None,
+        error: None,
+    };
+    let done = Done {
+        job,
+        runner: RUNNER,
+        ended: &ended,
+        exit_code: Some(0),
+        output_bytes: 0,
         now: 2_000_000,
     };
-    store.finish(&finish, next).expect("finish").1.map(|c| c.id)
+    engine
+        .finish(&done, next)
+        .expect("finish")
+        .1
+        .into_iter()
+        .next()
 }
 
 fn claim_finish(c: &mut Criterion) {
     for (name, history) in [("empty", 0), ("100k finished", 100_000)] {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let mut store = store(dir.path(), history, 0);
-        let runner = 1;
+        let mut engine = engine(dir.path(), history);
         let mut clock = 3_000_000;
+        let (any, limits) = (QueueFilter::Any, BTreeMap::new());
         c.bench_function(&format!("finish + claim next, {name}"), |b| {
             b.iter_custom(|iters| {
                 // Untimed: as many waiting jobs as iterations, the first claimed.
                 clock += 1;
                 let jobs: Vec<NewJob> = (0..=iters).map(|_| job(clock)).collect();
-                store.enqueue(&jobs).expect("enqueue");
-                let args = ClaimArgs {
-                    runner,
-                    queues: &QueueFilter::Any,
-                    lease_until: i64::MAX,
-                    now: i64::MAX / 2,
-                };
-                let mut current = store.claim(args).expect("claim").map(|j| (j.id, j.run));
+                engine.enqueue(&jobs).expect("enqueue");
+                let request = request(&any, &limits);
+                let mut current = engine.claim(&request).expect("claim").into_iter().next();
                 let started = std::time::Instant::now();
                 for _ in 0..iters {
-                    let (id, run) = current.take().expect("a claimed job");
-                    let next = finish(&mut store, runner, &id, run, Some(args));
-                    current = black_box(next.map(|id| (id, 1)));
+                    let job = current.take().expect("a claimed job");
+                    current = black_box(finish(&mut engine, &job, Some(&request)));
                 }
                 let elapsed = started.elapsed();
-                if let Some((id, run)) = current {
-                    finish(&mut store, runner, &id, run, None);
+                if let Some(job) = current {
+                    finish(&mut engine, &job, None);
                 }
                 elapsed
             })

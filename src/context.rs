@@ -5,9 +5,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ColorChoice, GlobalArgs};
+use crate::driver::{Durability, Location};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::jobfile::Jobfile;
-use crate::store::{Durability, Store};
+use crate::logs::Logs;
 use crate::sys::files::{MAX_JOBFILE_BYTES, check_file_kind, read_regular};
 
 /// The jobfile's name, looked for in the current directory and its parents.
@@ -18,8 +20,12 @@ pub const JOBFILE_NAME: &str = "queuectl.toml";
 pub struct Context {
     /// The jobfile, if one was named or found (it may not exist yet).
     pub jobfile: Option<PathBuf>,
-    /// The queue database.
-    pub db: PathBuf,
+    /// Where the queue's data lives.
+    pub location: Location,
+    /// Where its attempts' output lives.
+    pub logs: Logs,
+    /// queuectl's own files beside the queue (the background worker's log).
+    pub state_dir: PathBuf,
     pub json: bool,
     pub quiet: bool,
     pub verbose: bool,
@@ -52,9 +58,19 @@ impl Context {
             // directory (as pueue's), in the XDG data directory.
             (None, None) => user_queue().unwrap_or_else(|| cwd.join(".queuectl/queue.db")),
         };
+        let location = Location::Sqlite(db);
+        // The state directory: `.queuectl` beside the jobfile, or the
+        // user's queue directory; a database file keeps its logs beside it.
+        let state_dir = location
+            .file()
+            .and_then(Path::parent)
+            .map_or_else(|| cwd.join(".queuectl"), Path::to_path_buf);
+        let logs = Logs::locate(&location, &state_dir);
         Ok(Context {
             jobfile,
-            db,
+            location,
+            logs,
+            state_dir,
             json: global.json,
             quiet: global.quiet,
             verbose: global.verbose,
@@ -62,15 +78,15 @@ impl Context {
         })
     }
 
-    /// The database for a command that writes (enqueue, cancel, …): enqueues
+    /// The queue for a command that writes (enqueue, cancel, …): enqueues
     /// through it are durable.
-    pub fn store(&self) -> Result<Store> {
-        Store::open(&self.db, Durability::Full)
+    pub fn engine(&self) -> Result<Engine> {
+        Engine::open(&self.location, Durability::Full)
     }
 
-    /// The database for a command that only reads; creates nothing.
-    pub fn store_read(&self) -> Result<Store> {
-        Store::open_read(&self.db)
+    /// The queue for a command that only reads; creates nothing.
+    pub fn engine_read(&self) -> Result<Engine> {
+        Engine::open_read(&self.location)
     }
 
     /// The jobfile, validated, if there is one. A jobfile that does not

@@ -20,6 +20,10 @@ pub const EXIT_SIGINT: u8 = 130;
 /// Stopped by SIGTERM (128 + 15).
 pub const EXIT_SIGTERM: u8 = 143;
 
+/// How the hints of a failed single write end: true of a command, which
+/// writes once; a worker says otherwise ([`Error::after_work`]).
+pub const NOTHING_CHANGED: &str = "nothing was changed";
+
 /// A failure of a queuectl command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,10 +39,11 @@ pub enum Error {
     /// No job has this id.
     #[error("unknown job `{0}`")]
     UnknownJob(String),
-    /// The database cannot be opened or used.
-    #[error("cannot use database `{path}`: {message}")]
+    /// The database cannot be opened or used. `location` names it (a
+    /// path, or a URL without its password); a driver fills it in.
+    #[error("cannot use database `{location}`: {message}")]
     Database {
-        path: PathBuf,
+        location: String,
         message: String,
         hint: Option<String>,
     },
@@ -50,9 +55,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A raw SQLite failure, before the store names the database in it.
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
     /// Something that should not happen: a bug or an unexpected system failure.
     #[error("{0}")]
     Internal(String),
@@ -90,14 +92,14 @@ impl Error {
     pub fn after_work(self) -> Self {
         match self {
             Error::Database {
-                path,
+                location,
                 message,
                 hint: Some(hint),
             } => Error::Database {
-                path,
+                location,
                 message,
                 hint: Some(hint.replace(
-                    crate::store::NOTHING_CHANGED,
+                    NOTHING_CHANGED,
                     "the write that failed was rolled back; what was recorded before it stands",
                 )),
             },
@@ -113,7 +115,7 @@ impl Error {
             | Error::UnknownJob(_)
             | Error::Database { .. }
             | Error::Io { .. } => EXIT_USAGE,
-            Error::Sqlite(_) | Error::Internal(_) => EXIT_INTERNAL,
+            Error::Internal(_) => EXIT_INTERNAL,
         }
     }
 

@@ -3,14 +3,16 @@
 //! output written to a bounded log file, a timeout that kills the whole
 //! group.
 //!
-//! One thread runs an attempt without helper threads: it `poll`s the pipe
-//! and a pidfd of the child together, so it wakes for output, for the
-//! child's exit and for deadlines, never on a timer. Where pidfds are not
-//! available it falls back to checking the child every 10 ms.
+//! One thread runs an attempt: it `poll`s the pipe and an [`ExitWatch`] of
+//! the child together, so it wakes for output, for the child's exit and for
+//! deadlines, never on a timer. The exit watch is a pidfd on Linux (no
+//! helper thread) and a thread waiting for the child elsewhere (see
+//! [`crate::sys::procwait`]); where neither works the attempt falls back
+//! to checking the child every 10 ms.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -20,9 +22,10 @@ use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
+use rustix::process::{Pid, Signal, kill_process_group};
 
 use crate::sys::contain::{self, Cage};
+use crate::sys::procwait::ExitWatch;
 
 /// The exit code recorded for a timeout, as `timeout(1)` reports it.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -137,8 +140,18 @@ pub struct Exit {
     pub duration: Duration,
 }
 
+/// How an attempt watches its child's exit: [`ExitWatch::new`], except in
+/// tests of the other ways.
+pub(crate) type WatchExit = fn(&Child) -> io::Result<ExitWatch>;
+
 /// Runs one attempt to its end.
 pub fn run(spec: &Spec<'_>, control: &Control) -> Exit {
+    run_with(spec, control, ExitWatch::new)
+}
+
+/// [`run`], watching the child's exit with `watch_exit` (without a watch:
+/// every 10 ms).
+pub(crate) fn run_with(spec: &Spec<'_>, control: &Control, watch_exit: WatchExit) -> Exit {
     let started = Instant::now();
     control.stop.store(StopReason::None as u8, Ordering::SeqCst);
     let cannot_start = |error: String| Exit {
@@ -164,7 +177,7 @@ pub fn run(spec: &Spec<'_>, control: &Control) -> Exit {
         control.signal(pgid, Signal::TERM);
     }
     let mut log = BoundedLog::new(spec.log_path.clone(), spec.log_max_bytes);
-    let waited = watch(child, reader, spec.timeout, control, &mut log);
+    let waited = watch(child, reader, watch_exit, spec.timeout, control, &mut log);
     // Whatever the job left behind goes with it: its group, and what left
     // the group (its cgroup, or the orphans this process adopted).
     signal_group(pgid, Signal::KILL);
@@ -232,12 +245,13 @@ fn spawn(spec: &Spec<'_>, cage: &Cage) -> Result<(io::PipeReader, Child), String
 fn watch(
     mut child: Child,
     mut reader: io::PipeReader,
+    watch_exit: WatchExit,
     timeout: Option<Duration>,
     control: &Control,
     log: &mut BoundedLog,
 ) -> io::Result<(std::process::ExitStatus, bool)> {
     let pid = Pid::from_child(&child);
-    let pidfd: Option<OwnedFd> = pidfd_open(pid, PidfdFlags::empty()).ok();
+    let exit_watch = watch_exit(&child).ok();
     let started = Instant::now();
     let deadline = timeout.map(|t| started + t);
     let mut kill_at: Option<Instant> = None;
@@ -262,8 +276,8 @@ fn watch(
             kill_at = None;
         }
         // Wake for the next deadline, and at least every 250 ms to see a
-        // stop request; without a pidfd, look at the child every 10 ms.
-        let tick = if pidfd.is_some() {
+        // stop request; without an exit watch, look at the child every 10 ms.
+        let tick = if exit_watch.is_some() {
             STOP_CHECK
         } else {
             Duration::from_millis(10)
@@ -281,8 +295,8 @@ fn watch(
         if pipe_open {
             fds.push(PollFd::new(&reader, PollFlags::IN));
         }
-        if let Some(fd) = &pidfd {
-            fds.push(PollFd::new(fd, PollFlags::IN));
+        if let Some(exit) = &exit_watch {
+            fds.push(PollFd::new(exit, PollFlags::IN));
         }
         match poll(&mut fds, Some(&timespec)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -446,66 +460,9 @@ fn create_log(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Expands `${NAME}` in an env value from `lookup` (the runner's
-/// environment when the job starts); `$$` is a literal `$`. A variable that
-/// is not set is an error, so a missing secret fails loudly.
-pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{value}`"))?;
-            let name = &body[..end];
-            if name.is_empty() {
-                return Err(format!("empty `${{}}` in `{value}`"));
-            }
-            let resolved =
-                lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
-            out.push_str(&resolved);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lookup(name: &str) -> Option<String> {
-        (name == "TOKEN").then(|| "s3cret".to_string())
-    }
-
-    #[test]
-    fn env_expansion() {
-        let table: [(&str, Result<&str, &str>); 7] = [
-            ("plain", Ok("plain")),
-            ("${TOKEN}", Ok("s3cret")),
-            ("a-${TOKEN}-b", Ok("a-s3cret-b")),
-            ("$$HOME and $PATH", Ok("$HOME and $PATH")),
-            (
-                "${MISSING}",
-                Err("environment variable `MISSING` is not set"),
-            ),
-            ("${TOKEN", Err("unclosed `${` in `${TOKEN`")),
-            ("${}", Err("empty `${}` in `${}`")),
-        ];
-        for (input, expected) in table {
-            let got = expand_env(input, lookup);
-            assert_eq!(got.as_deref().map_err(String::as_str), expected, "{input}");
-        }
-    }
 
     #[test]
     fn bounded_log_keeps_the_tail() -> io::Result<()> {
@@ -587,6 +544,39 @@ mod tests {
         );
         assert_eq!((exit.code, exit.timed_out), (EXIT_TIMEOUT, true));
         assert!(started.elapsed() < Duration::from_secs(10));
+        Ok(())
+    }
+
+    #[test]
+    fn every_way_of_watching_the_exit_runs_a_job() -> io::Result<()> {
+        let ways: [(&str, WatchExit); 3] = [
+            ("best", ExitWatch::new),
+            ("thread", ExitWatch::portable),
+            ("polling", |_| Err(io::Error::other("no exit watch"))),
+        ];
+        for (way, watch_exit) in ways {
+            let dir = tempfile::tempdir()?;
+            let control = Control::default();
+            let started = Instant::now();
+            let exit = run_with(
+                &spec("echo out; sleep 0.1; exit 3", dir.path(), None),
+                &control,
+                watch_exit,
+            );
+            assert_eq!((exit.code, exit.timed_out), (3, false), "{way}");
+            assert_eq!(fs::read_to_string(dir.path().join("out.log"))?, "out\n");
+            let exit = run_with(
+                &spec(
+                    "sleep 30 & wait",
+                    dir.path(),
+                    Some(Duration::from_millis(200)),
+                ),
+                &control,
+                watch_exit,
+            );
+            assert_eq!((exit.code, exit.timed_out), (EXIT_TIMEOUT, true), "{way}");
+            assert!(started.elapsed() < Duration::from_secs(10), "{way}");
+        }
         Ok(())
     }
 

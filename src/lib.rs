@@ -1,7 +1,15 @@
 //! queuectl: a declarative job runner. Shell jobs go into a persistent
-//! SQLite queue ([`store`]) and are run by pools of workers ([`runtime`],
-//! [`worker`], [`exec`]) with retries, exponential backoff ([`retry`]) and a
-//! dead letter queue.
+//! queue and are run by pools of workers with retries, exponential
+//! backoff ([`retry`]) and a dead letter queue.
+//!
+//! The layers, top down: [`commands`] translate arguments into calls and
+//! results into output; the [`runtime`] supervises worker processes and
+//! runs attempts ([`exec`]); the [`engine`] makes every decision about
+//! jobs (claims and limits, finishes and retries, rescue, dependencies,
+//! apply, triggers) over a storage [`driver`] that only stores (SQLite
+//! today); the [`job`] model is shared by all. [`jobfile`] reads
+//! `queuectl.toml`; [`trigger`] holds cron and watch; [`sys`] the
+//! platform seams.
 //!
 //! [`run`] is the whole program: parse the command line ([`cli`]), resolve
 //! the context ([`context`]), dispatch to one command ([`commands`]), print
@@ -11,25 +19,23 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod context;
+pub mod driver;
 pub mod duration;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
 pub mod job;
 pub mod jobfile;
 pub mod liveness;
-pub mod lock;
+pub mod logs;
 pub mod output;
-pub mod reconcile;
 pub mod report;
 pub mod retry;
 pub mod runtime;
-pub mod scheduler;
-pub mod store;
 pub mod sys;
-pub mod wake;
-pub mod watch;
-pub mod worker;
+pub mod trigger;
+pub mod view;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -68,7 +74,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             .as_ref()
             .filter(|p| p.exists())
             .map_or_else(|| "none found".to_string(), |p| p.display().to_string());
-        eprintln!("jobfile: {jobfile}\ndatabase: {}", context.db.display());
+        eprintln!(
+            "jobfile: {jobfile}\ndatabase: {}",
+            context.location.describe()
+        );
     }
     match commands::dispatch(&context, cli.command) {
         Ok(code) => ExitCode::from(code),

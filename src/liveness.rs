@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::store::WorkerInfo;
+use crate::driver::WorkerInfo;
 
 /// Why a worker was found dead.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@ mod integration {
     mod fixtures;
     mod jobfile;
     mod lifecycle;
+    mod limits;
     mod model;
     mod run;
     mod triggers;

@@ -9,7 +9,7 @@ use crate::output::{print_json, print_out};
 
 /// `cancel ID|NAME`.
 pub fn run(context: &Context, arg: &str) -> Result<u8> {
-    let mut store = context.store()?;
+    let mut store = context.engine()?;
     let id = &store.resolve_job(arg)?;
     let was = store.cancel(id, now_ms())?;
     let running = was == JobState::Processing;

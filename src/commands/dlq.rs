@@ -6,15 +6,12 @@ use crate::clock::{local, now_ms};
 use crate::context::Context;
 use crate::error::{EXIT_OK, Result};
 use crate::output::{Painter, cell, confirm, print_json, print_out, table};
-use crate::store::logs_dir;
-
-use super::list::jobs_table;
-use crate::runtime::remove_logs;
+use crate::view::jobs_table;
 
 pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
     match command {
         DlqCommand::List(args) => {
-            let jobs = context.store_read()?.dead(args.limit)?;
+            let jobs = context.engine_read()?.dead(args.limit)?;
             if context.json {
                 print_json(&jobs)?;
             } else if jobs.is_empty() {
@@ -22,11 +19,17 @@ pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
                     print_out("the dead letter queue is empty\n")?;
                 }
             } else {
-                print_out(&jobs_table(context, &jobs))?;
+                print_out(&jobs_table(
+                    &jobs,
+                    Painter {
+                        enabled: context.color,
+                    },
+                    context.verbose,
+                ))?;
             }
         }
         DlqCommand::Retry(args) => {
-            let ids = context.store()?.dlq_retry(
+            let ids = context.engine()?.dlq_retry(
                 &resolve(context, &args.ids)?,
                 args.keep_attempts,
                 now_ms(),
@@ -35,7 +38,7 @@ pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
         }
         DlqCommand::Remove(args) => {
             if args.ids.is_empty() && !args.yes {
-                let count = context.store_read()?.dead(u32::MAX)?.len();
+                let count = context.engine_read()?.dead(u32::MAX)?.len();
                 if count == 0 {
                     report(context, "removed", &[])?;
                     return Ok(EXIT_OK);
@@ -46,13 +49,15 @@ pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
                     "pass --yes, or name the jobs to remove",
                 )?;
             }
-            let removed = context.store()?.dlq_remove(&resolve(context, &args.ids)?)?;
-            remove_logs(&logs_dir(&context.db), &removed);
+            let removed = context
+                .engine()?
+                .dlq_remove(&resolve(context, &args.ids)?)?;
+            context.logs.remove(&removed);
             let ids: Vec<String> = removed.into_iter().map(|(id, _)| id).collect();
             report(context, "removed", &ids)?;
         }
         DlqCommand::Stats => {
-            let stats = context.store_read()?.dlq_stats()?;
+            let stats = context.engine_read()?.dlq_stats()?;
             if context.json {
                 print_json(&stats)?;
             } else if stats.is_empty() {
@@ -90,8 +95,8 @@ fn resolve(context: &Context, args: &[String]) -> Result<Vec<String>> {
     if args.is_empty() {
         return Ok(Vec::new());
     }
-    let store = context.store_read()?;
-    args.iter().map(|arg| store.resolve_job(arg)).collect()
+    let mut engine = context.engine_read()?;
+    args.iter().map(|arg| engine.resolve_job(arg)).collect()
 }
 
 fn report(context: &Context, verb: &str, ids: &[String]) -> Result<()> {

@@ -16,8 +16,6 @@ mod status;
 mod validate;
 mod worker;
 
-pub use enqueue::{parse_jobs, validate_queue};
-
 use crate::cli::Command;
 use crate::context::Context;
 use crate::error::Result;

@@ -1,5 +1,5 @@
 //! `queuectl plan` and `queuectl apply`: what the jobfile means for the
-//! queue, shown, or done (see [`crate::reconcile`]).
+//! queue, shown, or done (see [`crate::engine::reconcile`]).
 
 use crate::cli::{ApplyArgs, PlanArgs};
 use crate::clock::now_ms;
@@ -7,15 +7,13 @@ use crate::context::Context;
 use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, Result};
 use crate::jobfile::jobfile_commit;
 use crate::output::{print_json, print_out};
-use crate::reconcile;
 
 /// `plan [--exit-code]`: 0 no changes, 1 changes pending (with
 /// `--exit-code`), 2 error.
 pub fn plan(context: &Context, args: &PlanArgs) -> Result<u8> {
     let mut jobfile = context.require_jobfile()?;
     jobfile.read_inputs()?;
-    let stored = context.store_read()?.stored()?;
-    let plan = reconcile::plan_with(&jobfile, &stored, args.rerun);
+    let plan = context.engine_read()?.plan(&jobfile, args.rerun)?;
     if context.json {
         print_json(&plan)?;
     } else if !context.quiet {
@@ -34,7 +32,7 @@ pub fn apply(context: &Context, args: &ApplyArgs) -> Result<u8> {
     jobfile.read_inputs()?;
     let commit = jobfile_commit(&jobfile.path);
     let plan = context
-        .store()?
+        .engine()?
         .apply(&jobfile, commit.as_deref(), now_ms(), args.rerun)?;
     if context.json {
         print_json(&plan)?;

@@ -8,8 +8,6 @@ use crate::duration::{self, as_millis_i64};
 use crate::error::{EXIT_OK, Error, Result};
 use crate::job::JobState;
 use crate::output::{print_json, print_out};
-use crate::runtime::remove_logs;
-use crate::store::logs_dir;
 
 pub fn run(context: &Context, args: &PruneArgs) -> Result<u8> {
     let age = duration::parse(&args.older_than, "--older-than")?;
@@ -29,8 +27,8 @@ pub fn run(context: &Context, args: &PruneArgs) -> Result<u8> {
         None => vec![JobState::Completed, JobState::Cancelled],
     };
     let before = now_ms() - as_millis_i64(age);
-    let removed = context.store()?.prune(&states, before)?;
-    remove_logs(&logs_dir(&context.db), &removed);
+    let removed = context.engine()?.prune(&states, before)?;
+    context.logs.remove(&removed);
     if context.json {
         let ids: Vec<_> = removed.iter().map(|(id, _)| id).collect();
         print_json(&serde_json::json!({ "pruned": ids }))?;

@@ -5,26 +5,21 @@
 //! even when this run started nothing; 2 when there is nothing to run.
 
 use std::io::{IsTerminal, Write};
-use std::sync::mpsc;
 
 use crate::cli::{ProgressChoice, RunArgs, SummaryChoice};
 use crate::clock::now_ms;
 use crate::context::Context;
 use crate::duration;
-use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Error, Result};
+use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, Error, Result};
 use crate::job::JobState;
+use crate::job::names::validate_queue;
 use crate::jobfile::{Jobfile, jobfile_commit};
-use crate::lock::RunLock;
 use crate::output::{Painter, print_out};
 use crate::report::github::{self, Annotations};
 use crate::report::junit::JunitFile;
 use crate::report::lines::{self, Lines, SummaryMode};
 use crate::report::{self, Declared, RunRecord, Style};
-use crate::runtime::{self, Options, Summary};
-use crate::store::logs_dir;
-use crate::worker::{log_path, tail_lines};
-
-use super::validate_queue;
+use crate::runtime::{self, Options, Role};
 
 pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     for queue in &args.queues {
@@ -44,14 +39,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     }
     // Known to be writable before anything runs.
     let junit = args.junit.as_deref().map(JunitFile::create).transpose()?;
-    let mut store = context.store()?;
-    let lock = RunLock::acquire(&context.db)?;
+    let mut engine = context.engine()?;
+    let lock = engine.owner_lock()?;
     let style = style(context, args.progress, jobfile.as_ref());
     let talk = matches!(style, Style::Plain { .. } | Style::Bars { .. });
-    match (&jobfile, lock.other) {
+    match (&jobfile, lock.holder()) {
         (Some(jobfile), None) => {
             let commit = jobfile_commit(&jobfile.path);
-            let plan = store.apply(jobfile, commit.as_deref(), now_ms(), args.rerun)?;
+            let plan = engine.apply(jobfile, commit.as_deref(), now_ms(), args.rerun)?;
             if talk && !plan.is_empty() {
                 let rendered: Vec<String> = plan.render().lines().map(str::to_string).collect();
                 let mut text = lines::plan_lines(&rendered, context.verbose).join("\n");
@@ -59,24 +54,29 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
                 print_out(&text)?;
             }
         }
-        (_, Some(pid)) if talk => eprintln!(
-            "another `queuectl run` (pid {pid}) owns this queue: this one runs as extra workers"
+        (_, Some(holder)) if talk => eprintln!(
+            "another `queuectl run` ({holder}) owns this queue: this one runs as extra workers"
         ),
         _ => {}
     }
-    drop(store);
+    drop(engine);
     let options = Options {
-        db: context.db.clone(),
+        location: context.location.clone(),
+        logs: context.logs.clone(),
+        role: if lock.holder().is_none() {
+            Role::Owner
+        } else {
+            Role::Extra
+        },
         count: args.workers,
         queues: args.queues.clone(),
         jobfile,
         follow_jobfile: !args.no_watch,
-        apply_edits: lock.owns(),
         until_idle: args.until_idle,
         grace,
         ignore_hangup: false,
     };
-    let (summary, mut record) = with_reporter(&options, style.clone(), started_at)?;
+    let (summary, mut record) = report::supervise(&options, style.clone(), started_at)?;
     let declared = declared(context, options.jobfile.as_ref(), started_at)?;
     let failed_before = declared.iter().any(blocks_ci);
     for job in declared {
@@ -101,7 +101,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
         };
         print_out(&lines::summary(&record, painter, mode))?;
     }
-    Ok(match exit_code(&summary, options.until_idle) {
+    Ok(match summary.exit_code(options.until_idle) {
         EXIT_OK if options.until_idle && failed_before => EXIT_JOBS_FAILED,
         code => code,
     })
@@ -119,7 +119,7 @@ fn nothing_to_run(
         return Ok(());
     }
     if context
-        .store_read()?
+        .engine_read()?
         .has_unfinished(&runtime::served(pools))?
     {
         return Ok(());
@@ -144,20 +144,18 @@ fn declared(
     let Some(jobfile) = jobfile else {
         return Ok(Vec::new());
     };
-    let store = context.store_read()?;
-    let stored = store.stored()?;
-    let dir = logs_dir(&context.db);
+    let mut engine = context.engine_read()?;
+    let stored = engine.stored()?;
     let mut declared = Vec::new();
     for def in jobfile.jobs.values().filter(|d| d.is_one_shot()) {
         let Some(latest) = stored.latest.get(&def.name) else {
             continue;
         };
-        let row = store.job(&latest.id).ok();
+        let row = engine.job(&latest.id).ok();
         let output_tail = row
             .as_ref()
             .filter(|j| j.state == JobState::Dead)
-            .and_then(|j| log_path(&dir, &j.id, j.runs))
-            .map(|path| tail_lines(&path, 20))
+            .map(|j| context.logs.tail(&j.id, j.runs, 20))
             .filter(|tail| !tail.is_empty());
         declared.push(Declared {
             name: def.name.clone(),
@@ -187,30 +185,6 @@ fn blocks_ci(job: &Declared) -> bool {
             .as_deref()
             .is_some_and(|r| r.starts_with("dependency ")),
         _ => false,
-    }
-}
-
-/// Runs the supervisor with a reporter thread; returns both their results.
-pub fn with_reporter(
-    options: &Options,
-    style: Style,
-    started_at: i64,
-) -> Result<(Summary, RunRecord)> {
-    let (sender, receiver) = mpsc::channel();
-    let reporter = std::thread::spawn(move || report::report(receiver, style, started_at));
-    let result = runtime::supervise(options, &sender);
-    drop(sender);
-    let record = reporter.join().unwrap_or_default();
-    Ok((result?, record))
-}
-
-/// 130/143 after a signal; with `--until-idle`, 1 when a job of the run is dead.
-pub fn exit_code(summary: &Summary, until_idle: bool) -> u8 {
-    match summary.signal {
-        Some(signal) if signal == signal_hook::consts::SIGINT => EXIT_SIGINT,
-        Some(_) => EXIT_SIGTERM,
-        None if summary.dead > 0 && until_idle => EXIT_JOBS_FAILED,
-        None => EXIT_OK,
     }
 }
 

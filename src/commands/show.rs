@@ -27,7 +27,7 @@ struct Waiting {
 
 /// `show ID|NAME`.
 pub fn run(context: &Context, arg: &str) -> Result<u8> {
-    let store = context.store_read()?;
+    let mut store = context.engine_read()?;
     let id = store.resolve_job(arg)?;
     let job = store.job(&id)?;
     let attempts = store.attempts(&id)?;

@@ -6,12 +6,11 @@ use serde::Serialize;
 
 use crate::clock::{now_ms, relative};
 use crate::context::Context;
+use crate::driver::WorkerInfo;
 use crate::error::{EXIT_OK, Result};
 use crate::job::JobState;
-use crate::jobfile::Trigger;
 use crate::output::{Painter, cell, print_json, print_out, state_style, table};
-use crate::scheduler;
-use crate::store::WorkerInfo;
+use crate::view::{ScheduleView, render_schedules, schedules, worker_state};
 
 #[derive(Debug, Serialize)]
 struct Status {
@@ -24,65 +23,6 @@ struct Status {
     schedules: Vec<ScheduleView>,
 }
 
-/// A schedule of the jobfile and when it fires next.
-#[derive(Debug, Serialize)]
-pub struct ScheduleView {
-    pub definition: String,
-    pub schedule: String,
-    pub timezone: String,
-    pub description: String,
-    /// The next tick (ms since the epoch) and in local time.
-    pub next_tick: Option<i64>,
-    pub next_tick_local: Option<String>,
-    /// The last tick handled by a `run`.
-    pub last_tick: Option<i64>,
-}
-
-/// The schedules of the jobfile, if it has a valid one.
-pub fn schedules(context: &Context, store: &crate::store::Store) -> Result<Vec<ScheduleView>> {
-    let Ok(Some(jobfile)) = context.jobfile() else {
-        return Ok(Vec::new());
-    };
-    let now = jiff::Timestamp::now();
-    let mut views = Vec::new();
-    for def in jobfile.jobs.values() {
-        let Trigger::Schedule(schedule) = &def.trigger else {
-            continue;
-        };
-        let Ok(cron) = scheduler::parse_cron(&schedule.expression) else {
-            continue;
-        };
-        let zone = scheduler::time_zone(schedule.timezone.as_deref());
-        let next = scheduler::next_tick(&cron, &zone, now).map(|t| t.as_millisecond());
-        views.push(ScheduleView {
-            definition: def.name.clone(),
-            schedule: schedule.expression.clone(),
-            timezone: schedule.timezone.clone().unwrap_or_else(|| "local".into()),
-            description: scheduler::describe(&cron),
-            next_tick: next,
-            next_tick_local: next.map(crate::clock::local),
-            last_tick: store.schedule(&def.name)?.map(|s| s.last_tick),
-        });
-    }
-    Ok(views)
-}
-
-/// The schedules as lines, for people.
-pub fn render_schedules(views: &[ScheduleView], now: i64) -> String {
-    let mut text = String::new();
-    for s in views {
-        let next = match (&s.next_tick_local, s.next_tick) {
-            (Some(local), Some(at)) => format!("next {local} ({})", relative(at, now)),
-            _ => "no next tick".into(),
-        };
-        text.push_str(&format!(
-            "  {}  `{}` ({})  {next}  {}\n",
-            s.definition, s.schedule, s.timezone, s.description
-        ));
-    }
-    text
-}
-
 #[derive(Debug, Serialize)]
 struct WorkerView {
     #[serde(flatten)]
@@ -91,7 +31,7 @@ struct WorkerView {
 }
 
 pub fn run(context: &Context) -> Result<u8> {
-    let store = context.store_read()?;
+    let mut store = context.engine_read()?;
     let counts = store.counts()?;
     let now = now_ms();
     let workers: Vec<WorkerView> = store
@@ -122,7 +62,7 @@ pub fn run(context: &Context) -> Result<u8> {
         .iter()
         .map(|s| (s.as_str(), counts.total(*s)))
         .collect();
-    let schedules = schedules(context, &store)?;
+    let schedules = schedules(context.jobfile().ok().flatten().as_ref(), &mut store)?;
     let status = Status {
         queues,
         totals,
@@ -136,21 +76,6 @@ pub fn run(context: &Context) -> Result<u8> {
         print_out(&render(context, &status, now))?;
     }
     Ok(EXIT_OK)
-}
-
-/// `running`, `draining`/`stopping` once asked to stop, `stale` when its
-/// heartbeat is older than its lease by this machine's clock (it probably
-/// died; the other workers judge by what they observe, not by clocks).
-pub fn worker_state(info: &WorkerInfo, now: i64) -> &'static str {
-    if info.heartbeat_at < now.saturating_sub(info.lease_ms) {
-        "stale"
-    } else {
-        match info.stop.as_deref() {
-            Some("force") => "stopping",
-            Some(_) => "draining",
-            None => "running",
-        }
-    }
 }
 
 fn render(context: &Context, status: &Status, now: i64) -> String {

@@ -12,19 +12,19 @@ use std::time::{Duration, Instant};
 use crate::cli::{WorkerCommand, WorkerStartArgs, WorkerStopArgs};
 use crate::clock::{now_ms, relative};
 use crate::context::Context;
+use crate::driver::{StopMode, WorkerInfo};
 use crate::duration;
+use crate::engine::Engine;
 use crate::error::{EXIT_OK, Error, Result};
 use crate::exec::KILL_GRACE;
 use crate::job::JobState;
+use crate::job::names::validate_queue;
 use crate::output::{Painter, cell, print_json, print_out, table};
 use crate::report::Style;
 use crate::report::lines::{Lines, SummaryMode, summary as summary_text};
-use crate::runtime::{self, Options, pools};
-use crate::store::{Store, WorkerInfo};
+use crate::runtime::{self, Options, Role, pools};
 use crate::sys::host;
-
-use super::status::worker_state;
-use super::validate_queue;
+use crate::view::worker_state;
 
 /// How long `worker start` waits for the background worker to register.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,12 +48,13 @@ fn options(context: &Context, args: &WorkerStartArgs) -> Result<Options> {
     let jobfile = context.jobfile()?;
     runtime::check_pools(&pools(args.count, &args.queues, jobfile.as_ref()))?;
     Ok(Options {
-        db: context.db.clone(),
+        location: context.location.clone(),
+        logs: context.logs.clone(),
+        role: Role::Worker,
         count: args.count,
         queues: args.queues.clone(),
         jobfile,
         follow_jobfile: false,
-        apply_edits: false,
         until_idle: args.until_idle,
         grace: duration::parse(&args.grace, "--grace")?,
         ignore_hangup: args.detached,
@@ -78,11 +79,11 @@ fn foreground(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
         },
     };
     let plain = matches!(style, Style::Plain { .. });
-    let (summary, record) = super::run::with_reporter(&options, style, now_ms())?;
+    let (summary, record) = crate::report::supervise(&options, style, now_ms())?;
     if options.until_idle && plain {
         print_out(&summary_text(&record, painter, SummaryMode::Failures))?;
     }
-    Ok(super::run::exit_code(&summary, options.until_idle))
+    Ok(summary.exit_code(options.until_idle))
 }
 
 /// Starts `queuectl worker start --detached` in the background, its output
@@ -95,8 +96,8 @@ fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
         .map(|p| p.slots)
         .sum();
     // Opening the store first creates the directory (0700) and migrates.
-    let store = context.store()?;
-    let log = options.db.with_file_name("worker.log");
+    let mut store = context.engine()?;
+    let log = context.state_dir.join("worker.log");
     let log_file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -113,7 +114,7 @@ fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
         .arg("--grace")
         .arg(&args.grace)
         .arg("--db")
-        .arg(&options.db)
+        .arg(options.location.as_arg())
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(log_err)
@@ -165,8 +166,12 @@ fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
 /// Asks every worker to stop and waits until they have.
 fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
     let timeout = duration::parse(&args.timeout, "--timeout")?;
-    let mut store = context.store()?;
-    let mode = if args.force { "force" } else { "drain" };
+    let mut store = context.engine()?;
+    let mode = if args.force {
+        StopMode::Force
+    } else {
+        StopMode::Drain
+    };
     let workers = store.request_stop(mode)?;
     if workers.is_empty() {
         if !context.quiet {
@@ -176,12 +181,17 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
     }
     let running = store.running_jobs(&workers.iter().map(|w| w.id).collect::<Vec<_>>())?;
     let view = host::process_view();
-    let mut left = wait_for_exit(&store, &workers, view.as_deref(), Instant::now() + timeout)?;
+    let mut left = wait_for_exit(
+        &mut store,
+        &workers,
+        view.as_deref(),
+        Instant::now() + timeout,
+    )?;
     if !left.is_empty() && !args.force {
         // The grace is over: stop the running jobs and return them.
-        store.request_stop("force")?;
+        store.request_stop(StopMode::Force)?;
         left = wait_for_exit(
-            &store,
+            &mut store,
             &left,
             view.as_deref(),
             Instant::now() + KILL_GRACE * 3,
@@ -238,7 +248,7 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
 /// Waits until each of `workers` has deregistered or its process is gone;
 /// returns those still there at `deadline`.
 fn wait_for_exit(
-    store: &Store,
+    store: &mut Engine,
     workers: &[WorkerInfo],
     view: Option<&str>,
     deadline: Instant,
@@ -265,7 +275,7 @@ fn sees(view: Option<&str>, worker: &WorkerInfo) -> bool {
 }
 
 fn status(context: &Context) -> Result<u8> {
-    let workers = context.store_read()?.workers()?;
+    let workers = context.engine_read()?.workers()?;
     if context.json {
         return print_json(&workers).map(|()| EXIT_OK);
     }

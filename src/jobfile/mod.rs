@@ -91,9 +91,7 @@ pub struct JobDef {
     pub line: usize,
 }
 
-/// The files a job's `sources` match (relative to the jobfile's
-/// directory, `/`-separated) and a digest of each one's content.
-pub type Inputs = BTreeMap<String, String>;
+pub use crate::job::Inputs;
 
 /// What makes a definition run.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +186,8 @@ impl JobDef {
             after: self.after.clone(),
             tick_at: None,
             inputs: self.inputs.clone(),
+            payload: None,
+            exclusive: None,
         }
     }
 }

@@ -435,7 +435,7 @@ impl Validator<'_> {
             };
             let mut env = Vec::new();
             for (name, value) in spec.env.unwrap_or_default() {
-                if name.starts_with(crate::reconcile::RESERVED_ENV) {
+                if name.starts_with(crate::job::names::RESERVED_ENV) {
                     self.error(
                         entry.span.clone(),
                         format!("`{key}.env.{name}`: names starting with QUEUECTL_ are queuectl's own"),
@@ -449,7 +449,8 @@ impl Validator<'_> {
                         Some("use letters, digits and `_`, not starting with a digit".into()),
                     );
                 }
-                if let Err(why) = crate::exec::expand_env(&value, |_| Some(String::new())) {
+                if let Err(why) = crate::job::template::expand_env(&value, |_| Some(String::new()))
+                {
                     self.error(
                         entry.span.clone(),
                         format!("`{key}.env.{name}`: {why}"),
@@ -612,7 +613,7 @@ impl Validator<'_> {
             );
         }
         if let Some(expression) = schedule {
-            if let Err(e) = crate::scheduler::parse_cron(expression.get_ref()) {
+            if let Err(e) = crate::trigger::cron::parse_cron(expression.get_ref()) {
                 self.error(expression.span(), format!("invalid schedule `{}` in `{key}.schedule`: {e}", expression.get_ref()), Some("write 5 fields (`0 2 * * *`), 6 with seconds first, or a macro like `@daily`".into()));
             }
             let timezone = timezone.and_then(|tz| {
@@ -664,27 +665,15 @@ impl Validator<'_> {
     }
 }
 
-/// Names of jobs, queues and policies: they appear in job ids and logs.
+/// Names of jobs, queues and policies: the rules of [`crate::job::names`].
 fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 64 {
-        return Err("a name is 1-64 characters");
+    match crate::job::names::name_problem(name) {
+        Some(why) => Err(why),
+        None => Ok(()),
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err("use letters, digits, `.`, `_` and `-`");
-    }
-    Ok(())
 }
 
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+use crate::job::names::is_env_name;
 
 /// Each `after` cycle once, as the path of names that closes it.
 fn find_cycles(jobs: &BTreeMap<String, JobDef>) -> Vec<Vec<String>> {

@@ -43,6 +43,21 @@ pub enum Style {
     Quiet,
 }
 
+/// Runs a worker process with a reporter thread showing its events in
+/// `style`; returns the process's summary and the run's record.
+pub fn supervise(
+    options: &crate::runtime::Options,
+    style: Style,
+    started_at: i64,
+) -> crate::error::Result<(crate::runtime::Summary, RunRecord)> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let reporter = std::thread::spawn(move || report(receiver, style, started_at));
+    let result = crate::runtime::supervise(options, &sender);
+    drop(sender);
+    let record = reporter.join().unwrap_or_default();
+    Ok((result?, record))
+}
+
 /// Shows every event until the senders are gone; returns what happened.
 /// `started_at` (ms since the epoch) is when the run began.
 pub fn report(events: Receiver<Event>, style: Style, started_at: i64) -> RunRecord {

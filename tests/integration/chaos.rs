@@ -35,9 +35,14 @@ impl Random {
     }
 }
 
+/// Two `run` processes of 4 slots each: 8 consumers. Since issue 12 a
+/// queue's `workers` is its limit across processes (it was each process's
+/// pool size), so the jobfile declares 8 and each process gets 4 slots.
+const CONSUMER: [&str; 4] = ["run", "--no-watch", "--workers", "4"];
+
 fn jobfile(env: &Env) {
     std::fs::create_dir(env.file("markers")).expect("mkdir");
-    env.write("queuectl.toml", "[queues.default]\nworkers = 4\n[retry.default]\nmax_retries = 100\nmax_delay = \"100ms\"\n");
+    env.write("queuectl.toml", "[queues.default]\nworkers = 8\n[retry.default]\nmax_retries = 100\nmax_delay = \"100ms\"\n");
 }
 
 /// Starts the producers: each enqueues its jobs in batches, as separate
@@ -100,7 +105,7 @@ fn kill_9_at_random_moments_loses_no_job() {
         20
     };
     let mut random = Random::new();
-    let mut runs_alive: Vec<Worker> = (0..2).map(|_| env.spawn(&["run", "--no-watch"])).collect();
+    let mut runs_alive: Vec<Worker> = (0..2).map(|_| env.spawn(&CONSUMER)).collect();
     let producers = produce(&env);
     let mut kills = 0;
     let deadline = Instant::now() + Duration::from_secs(if kills_wanted > 20 { 900 } else { 240 });
@@ -116,8 +121,7 @@ fn kill_9_at_random_moments_loses_no_job() {
         if kills < kills_wanted {
             let victim = random.below(2) as usize;
             runs_alive[victim].signal("KILL");
-            let killed =
-                std::mem::replace(&mut runs_alive[victim], env.spawn(&["run", "--no-watch"]));
+            let killed = std::mem::replace(&mut runs_alive[victim], env.spawn(&CONSUMER));
             let _ = killed.wait();
             kills += 1;
         } else {
@@ -169,7 +173,7 @@ fn kill_9_at_random_moments_loses_no_job() {
 fn without_kills_every_job_runs_exactly_once() {
     let env = Env::new();
     jobfile(&env);
-    let consumers: Vec<Worker> = (0..2).map(|_| env.spawn(&["run", "--no-watch"])).collect();
+    let consumers: Vec<Worker> = (0..2).map(|_| env.spawn(&CONSUMER)).collect();
     wait_producers(produce(&env));
     let deadline = Instant::now() + Duration::from_secs(180);
     while !all_done(&env) {

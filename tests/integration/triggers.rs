@@ -126,14 +126,13 @@ fn watched_paths_enqueue_debounced_jobs() {
     assert_eq!(env.jobs_of("docs").len(), 1);
     let job = &env.jobs_of("docs")[0];
     assert_eq!(job["origin"], "watch");
-    assert!(
-        job["env"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|kv| kv[0] == "QUEUECTL_CHANGED"),
+    // Issue 12: a trigger's payload is its own typed column, not env keys.
+    assert_eq!(
+        job["payload"],
+        serde_json::json!({"changed": ["docs/a.md", "docs/new/deep/b.md"]}),
         "the paths are stored with the job: {job}"
     );
+    assert_eq!(job["env"], serde_json::json!([]), "{job}");
 }
 
 #[test]

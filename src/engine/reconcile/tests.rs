@@ -10,9 +10,9 @@ fn jobfile(text: &str) -> Jobfile {
 }
 
 /// A stored job exactly as `apply` would have made it from `def`.
-fn stored_from(jobfile: &Jobfile, name: &str, id: &str, state: JobState) -> StoredJob {
+fn stored_from(jobfile: &Jobfile, name: &str, id: &str, state: JobState) -> WaitingJob {
     let def = &jobfile.jobs[name];
-    StoredJob {
+    WaitingJob {
         id: id.into(),
         definition: name.into(),
         state,
@@ -310,12 +310,12 @@ mod properties {
                     let updated = stored_from(file, name, "x", JobState::Pending);
                     for job in stored.waiting.get_mut(name).into_iter().flatten() {
                         let id = job.id.clone();
-                        *job = StoredJob {
+                        *job = WaitingJob {
                             id,
                             ..updated.clone()
                         };
                         if stored.latest.get(name).is_some_and(|l| l.id == job.id) {
-                            stored.latest.insert(name.clone(), Latest::from(&*job));
+                            stored.latest.insert(name.clone(), LatestRun::from(&*job));
                         }
                     }
                 }

@@ -1,8 +1,11 @@
-//! File watching (notify, debounced): the jobfile that `run` follows
-//! ([`JobfileWatch`]), and the `watch` triggers of job definitions
-//! ([`TriggerWatch`]). Directories are watched, not files, because editors
-//! save by writing a temp file and renaming it over the old one, which ends
-//! a watch on the file itself; events are filtered by name or glob.
+//! File watching (notify, debounced): the `watch` triggers of job
+//! definitions ([`TriggerWatch`], debounced per definition by
+//! [`Batcher`]), what a batch of changes does to the definition's jobs
+//! ([`decide`]: merge into a waiting one, or follow `on_busy`), and the
+//! jobfile that `run` follows ([`JobfileWatch`]). Directories are
+//! watched, not files, because editors save by writing a temp file and
+//! renaming it over the old one, which ends a watch on the file itself;
+//! events are filtered by name or glob.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -12,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use globset::GlobSet;
 
+use crate::driver::JobRef;
+use crate::job::{JobState, Origin, Payload};
 use crate::jobfile::inputs::{ALWAYS_IGNORED, glob_set};
 use crate::jobfile::{Jobfile, OnBusy, Trigger};
 
@@ -206,6 +211,74 @@ impl TriggerWatch {
     }
 }
 
+impl Batch {
+    /// The payloads of its jobs: one per path with `per_file`, else one
+    /// with every path.
+    pub fn payloads(&self) -> Vec<Payload> {
+        if self.per_file {
+            self.paths.iter().cloned().map(Payload::Path).collect()
+        } else {
+            vec![Payload::Changed(self.paths.clone())]
+        }
+    }
+}
+
+/// What a watched change does to its definition's jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchDecision {
+    /// A job of the definition (for the same path, with `per_file`) still
+    /// waits to start: the change merges into it (its paths united).
+    Merge { id: String, payload: Payload },
+    /// A run is going and `on_busy = "skip"`.
+    Skip,
+    /// Enqueue a job; with `on_busy = "restart"`, stop these running ones
+    /// (they end cancelled; the new one starts once they have stopped).
+    Enqueue { restart: Vec<String> },
+}
+
+/// Decides what a change carrying `payload` does, given the definition's
+/// pending and running jobs (`jobs`).
+pub fn decide(jobs: &[JobRef], payload: &Payload, on_busy: OnBusy) -> WatchDecision {
+    let same = |job: &&JobRef| {
+        job.origin == Origin::Watch
+            && match (payload, &job.payload) {
+                (Payload::Path(path), Some(Payload::Path(theirs))) => path == theirs,
+                (Payload::Path(_), _) => false,
+                _ => true,
+            }
+    };
+    if let Some(waiting) = jobs
+        .iter()
+        .filter(same)
+        .find(|j| j.state == JobState::Pending)
+    {
+        let payload = match (&waiting.payload, payload) {
+            (Some(Payload::Changed(before)), Payload::Changed(now)) => {
+                let all: BTreeSet<&String> = before.iter().chain(now).collect();
+                Payload::Changed(all.into_iter().cloned().collect())
+            }
+            _ => payload.clone(),
+        };
+        return WatchDecision::Merge {
+            id: waiting.id.clone(),
+            payload,
+        };
+    }
+    let running: Vec<String> = jobs
+        .iter()
+        .filter(same)
+        .filter(|j| j.state == JobState::Processing)
+        .map(|j| j.id.clone())
+        .collect();
+    match on_busy {
+        OnBusy::Skip if !running.is_empty() => WatchDecision::Skip,
+        OnBusy::Restart => WatchDecision::Enqueue { restart: running },
+        _ => WatchDecision::Enqueue {
+            restart: Vec::new(),
+        },
+    }
+}
+
 /// At most this many entries are scanned in a new directory.
 const SCAN_LIMIT: usize = 10_000;
 
@@ -318,6 +391,99 @@ mod tests {
             batcher.due(at(600), debounce),
             vec![("slow".to_string(), vec!["x".to_string(), "y".to_string()])]
         );
+    }
+
+    #[test]
+    fn changes_merge_or_follow_on_busy() {
+        let job = |id: &str, state, payload: Payload| JobRef {
+            id: id.into(),
+            state,
+            origin: Origin::Watch,
+            payload: Some(payload),
+        };
+        let changed =
+            |paths: &[&str]| Payload::Changed(paths.iter().map(|p| p.to_string()).collect());
+        let path = |p: &str| Payload::Path(p.into());
+        let merge = |id: &str, payload| WatchDecision::Merge {
+            id: id.into(),
+            payload,
+        };
+        let enqueue = |restart: &[&str]| WatchDecision::Enqueue {
+            restart: restart.iter().map(|s| s.to_string()).collect(),
+        };
+        let pending = job("p", JobState::Pending, changed(&["x.md"]));
+        let running = job("r", JobState::Processing, changed(&["x.md"]));
+        let table = [
+            (
+                "nothing waits or runs",
+                vec![],
+                changed(&["a"]),
+                OnBusy::Queue,
+                enqueue(&[]),
+            ),
+            (
+                "a pending job takes the change, paths united",
+                vec![running.clone(), pending.clone()],
+                changed(&["y.md", "x.md"]),
+                OnBusy::Skip,
+                merge("p", changed(&["x.md", "y.md"])),
+            ),
+            (
+                "running, skip",
+                vec![running.clone()],
+                changed(&["z"]),
+                OnBusy::Skip,
+                WatchDecision::Skip,
+            ),
+            (
+                "running, queue",
+                vec![running.clone()],
+                changed(&["z"]),
+                OnBusy::Queue,
+                enqueue(&[]),
+            ),
+            (
+                "running, restart",
+                vec![running.clone()],
+                changed(&["z"]),
+                OnBusy::Restart,
+                enqueue(&["r"]),
+            ),
+            (
+                "per file: only the same path merges",
+                vec![job("f", JobState::Pending, path("1.png"))],
+                path("2.png"),
+                OnBusy::Queue,
+                enqueue(&[]),
+            ),
+            (
+                "per file: the same path merges",
+                vec![job("f", JobState::Pending, path("1.png"))],
+                path("1.png"),
+                OnBusy::Queue,
+                merge("f", path("1.png")),
+            ),
+            (
+                "per file: another path's run is no reason to skip",
+                vec![job("g", JobState::Processing, path("1.png"))],
+                path("2.png"),
+                OnBusy::Skip,
+                enqueue(&[]),
+            ),
+            (
+                "a run asked for by hand is not merged into",
+                vec![JobRef {
+                    origin: Origin::Cli,
+                    ..pending.clone()
+                }],
+                changed(&["a"]),
+                OnBusy::Queue,
+                enqueue(&[]),
+            ),
+        ];
+        for (what, jobs, payload, on_busy, expected) in table {
+            assert_eq!(decide(&jobs, &payload, on_busy), expected, "{what}");
+        }
     }
 
     #[test]

@@ -1,51 +1,54 @@
-//! The persistent queue: every SQL statement of queuectl lives under this
-//! module.
+//! The SQLite driver: every SQL statement of queuectl and the only user
+//! of rusqlite.
 //!
 //! # Locking and transactions
 //!
 //! The database is SQLite in WAL mode, so readers never block the writer.
-//! Every write is one `BEGIN IMMEDIATE` transaction: it takes the write lock
-//! up front, so two writers queue on `busy_timeout` instead of failing on a
-//! lock upgrade. Each state transition (enqueue, claim, finish, reclaim,
-//! cancel, dlq retry) is exactly one transaction, so a crash leaves every job
-//! in a state it had before or after the transition, never between.
+//! Every write is one `BEGIN IMMEDIATE` transaction ([`Driver::write`]):
+//! it takes the write lock up front, so two writers queue on
+//! `busy_timeout` instead of failing on a lock upgrade; the engine's
+//! transitions (enqueue, claim, finish, rescue, apply, a tick) are each
+//! one, so a crash leaves every job in a state it had before or after a
+//! transition, never between. Reads are one deferred transaction: one
+//! snapshot.
 //!
-//! Enqueue connections use `synchronous=FULL`: once `enqueue` says a job was
-//! added, it survives a power cut. Worker connections use `NORMAL`: a lost
-//! transition only makes a job run again, which at-least-once allows.
+//! Enqueue connections use `synchronous=FULL`: once `enqueue` says a job
+//! was added, it survives a power cut. Worker connections use `NORMAL`: a
+//! lost transition only makes a job run again, which at-least-once allows.
 //!
 //! # Leases and crashes
 //!
-//! A claimed job is `processing` with a `runner` (a row of `workers`) and a
-//! `lease_until`. The worker process renews the leases of all its jobs with
-//! its heartbeat. If it dies (kill -9, power loss), its jobs stay
-//! `processing` until another worker's heartbeat sees the lease expired, or
-//! sees the runner's pid gone on this host, and reclaims them: the lost
-//! attempt counts, and the job is retried or, with no retries left, dead.
+//! A claimed job is `processing` with a `runner` (a row of `workers`) and
+//! a `lease_until` that the worker's heartbeat extends. A worker that
+//! dies leaves its jobs so until another declares it dead (the engine's
+//! rescue); a claim or a finish by a runner whose row is gone writes
+//! nothing, so a worker declared dead while it lived cannot overwrite the
+//! rescuer's history.
+//!
+//! # Side channels
+//!
+//! Commits are seen by other processes through inotify on the database's
+//! directory and `PRAGMA data_version` ([`feed`]); the owner lock is an
+//! flock on `queue.lock` beside `queue.db`.
 
+mod definitions;
+mod feed;
 mod jobs;
 mod migrations;
-mod reconcile;
-mod schedules;
+mod rows;
+mod triggers;
 mod workers;
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-pub use jobs::{ClaimArgs, Counts, DlqStat, EnqueueOutcome, Finish, JobFilter, QueueFilter};
-pub use schedules::{ScheduleRow, TickOutcome, WatchOutcome};
-pub use workers::{Heartbeat, Reclaimed, Registration, WorkerInfo};
-
-use crate::error::{Error, Result};
-
-/// How the hints of a failed single write end: true of a command, which
-/// writes once; a worker says otherwise ([`Error::after_work`]).
-pub const NOTHING_CHANGED: &str = "nothing was changed";
+use super::{ChangeFeed, Driver, Durability, Location, Ops, OwnerLock};
+use crate::error::{Error, NOTHING_CHANGED, Result};
 
 /// The directory queuectl keeps its state in, beside the jobfile.
 pub const STATE_DIR: &str = ".queuectl";
@@ -53,7 +56,7 @@ pub const STATE_DIR: &str = ".queuectl";
 /// How long a writer waits for the lock before reporting the database locked.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whose database a file is (see [`Store::owner`]).
+/// Whose database a file is (see [`SqliteDriver::owner`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
     Queuectl,
@@ -61,30 +64,28 @@ enum Owner {
     Nobody,
 }
 
-/// How durable each commit of a connection is (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// fsync on every commit: enqueues.
-    Full,
-    /// fsync at checkpoints: worker transitions.
-    Normal,
-}
-
-/// A connection to the queue database.
+/// A connection to a SQLite queue.
 #[derive(Debug)]
-pub struct Store {
+pub struct SqliteDriver {
     conn: Connection,
-    path: PathBuf,
+    location: Location,
+    /// Opened by a read command: `connect` gives read connections too.
+    read_only: bool,
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path`, with its directory
-    /// (0700, with a `.gitignore` of `*` when queuectl creates it) and the
-    /// file itself 0600.
+/// The operations, over a connection inside a transaction.
+pub(super) struct SqliteOps<'c> {
+    pub(super) conn: &'c Connection,
+}
+
+impl SqliteDriver {
+    /// Opens (creating if needed) the database at `path`, with its
+    /// directory (0700, with a `.gitignore` of `*` when queuectl creates
+    /// it) and the file itself 0600.
     ///
     /// A file that holds another program's database is refused before
-    /// anything is written to it (see [`Store::owner`]).
-    pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+    /// anything is written to it (see [`SqliteDriver::owner`]).
+    pub fn open(path: &Path, durability: Durability) -> Result<SqliteDriver> {
         prepare_location(path)?;
         let conn = Connection::open_with_flags(
             path,
@@ -93,43 +94,52 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| sqlite_error(path, e))?;
-        let store = Store {
+        let driver = SqliteDriver {
             conn,
-            path: path.to_path_buf(),
+            location: Location::Sqlite(path.to_path_buf()),
+            read_only: false,
         };
-        store.owner()?;
-        store.setup(durability)
+        driver.owner()?;
+        driver.setup(durability)
     }
 
     /// Opens the database for a read command: read-only, so nothing is
     /// created, migrated or switched. A database that does not exist yet,
     /// or is an empty file, reads as an empty queue.
-    pub fn open_read(path: &Path) -> Result<Store> {
+    pub fn open_read(path: &Path) -> Result<SqliteDriver> {
         if path.exists() {
             let conn = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(|e| sqlite_error(path, e))?;
-            let store = Store {
+            let driver = SqliteDriver {
                 conn,
-                path: path.to_path_buf(),
+                location: Location::Sqlite(path.to_path_buf()),
+                read_only: true,
             };
-            if store.owner()? == Owner::Queuectl {
-                store
+            if driver.owner()? == Owner::Queuectl {
+                driver
                     .conn
                     .busy_timeout(BUSY_TIMEOUT)
                     .map_err(|e| sqlite_error(path, e))?;
-                store.check_version(true)?;
-                return Ok(store);
+                driver.check_version(true)?;
+                return Ok(driver);
             }
         }
         let conn = Connection::open_in_memory().map_err(|e| sqlite_error(path, e))?;
-        Store {
+        SqliteDriver {
             conn,
-            path: path.to_path_buf(),
+            location: Location::Sqlite(path.to_path_buf()),
+            read_only: true,
         }
         .setup(Durability::Normal)
+    }
+
+    fn path(&self) -> &Path {
+        match &self.location {
+            Location::Sqlite(path) => path,
+        }
     }
 
     /// Whose database this is: queuectl's (its application id, or the
@@ -161,7 +171,7 @@ impl Store {
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("COMMIT");
         }
-        let (id, version, tables) = result.map_err(|e| sqlite_error(&self.path, e))?;
+        let (id, version, tables) = result.map_err(|e| sqlite_error(self.path(), e))?;
         let legacy = id == 0
             && (1..=4).contains(&version)
             && migrations::LEGACY_TABLES
@@ -184,7 +194,7 @@ impl Store {
             )
         };
         Err(Error::Database {
-            path: self.path.clone(),
+            location: self.location.describe(),
             message: format!("not a queuectl database: {whose}"),
             hint: Some(
                 "point --db (or settings.db) at a new file or at a queuectl database; this one was left as it was"
@@ -199,11 +209,11 @@ impl Store {
         let version: usize = self
             .conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|e| sqlite_error(&self.path, e))?;
+            .map_err(|e| sqlite_error(self.path(), e))?;
         let known = migrations::MIGRATIONS.len();
         if version > known {
             return Err(Error::Database {
-                path: self.path.clone(),
+                location: self.location.describe(),
                 message: format!(
                     "schema version {version} is newer than this queuectl knows ({known})"
                 ),
@@ -212,7 +222,7 @@ impl Store {
         }
         if read_only && version < known {
             return Err(Error::Database {
-                path: self.path.clone(),
+                location: self.location.describe(),
                 message: format!(
                     "schema version {version} is older than this queuectl's ({known}), and this command only reads"
                 ),
@@ -225,25 +235,25 @@ impl Store {
         Ok(version)
     }
 
-    fn setup(mut self, durability: Durability) -> Result<Store> {
-        let path = self.path.clone();
-        let store = &mut self;
+    fn setup(mut self, durability: Durability) -> Result<SqliteDriver> {
         // Switching a new database to WAL while another process creates it
         // can fail with SQLITE_BUSY at once, without the busy handler
         // (SQLite's deadlock avoidance on a lock upgrade): try again, for
         // as long as the busy timeout.
         let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
         loop {
-            match store.configure(durability) {
-                Err(Error::Sqlite(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
+            match self.configure(durability) {
+                Err(Failure::Sql(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                result => return result.map(|()| self).map_err(|e| database_error(&path, e)),
+                Err(Failure::Sql(e)) => return Err(sqlite_error(self.path(), e)),
+                Err(Failure::Queuectl(e)) => return Err(self.locate(e)),
+                Ok(()) => return Ok(self),
             }
         }
     }
 
-    fn configure(&mut self, durability: Durability) -> Result<()> {
+    fn configure(&mut self, durability: Durability) -> std::result::Result<(), Failure> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
         // The last connection to close would checkpoint the WAL and delete
         // it (two more fsyncs, and a new WAL on the next open) in every
@@ -259,9 +269,9 @@ impl Store {
             .conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if mode != "wal" && mode != "memory" {
-            return Err(Error::Internal(format!(
+            return Err(Failure::Queuectl(Error::Internal(format!(
                 "could not switch the database to WAL mode (got `{mode}`)"
-            )));
+            ))));
         }
         let sync = match durability {
             Durability::Full => "FULL",
@@ -279,8 +289,8 @@ impl Store {
         self.migrate()
     }
 
-    fn migrate(&mut self) -> Result<()> {
-        if self.check_version(false)? == migrations::MIGRATIONS.len() {
+    fn migrate(&mut self) -> std::result::Result<(), Failure> {
+        if self.check_version(false).map_err(Failure::Queuectl)? == migrations::MIGRATIONS.len() {
             return Ok(());
         }
         let tx = self
@@ -297,50 +307,108 @@ impl Store {
         Ok(())
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A counter that changes whenever another connection commits.
+    fn data_version(&self) -> Result<i64> {
+        self.conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(|e| sqlite_error(self.path(), e))
     }
 
-    /// A counter that changes whenever another connection commits: the cheap
-    /// way for an idle worker to learn that a job may have arrived.
-    pub fn data_version(&self) -> Result<i64> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached("PRAGMA data_version")?
-                .query_row([], |row| row.get(0))?)
-        })
+    /// Names this database in an error raised without it.
+    fn locate(&self, error: Error) -> Error {
+        match error {
+            Error::Database {
+                location,
+                message,
+                hint,
+            } if location.is_empty() => Error::Database {
+                location: self.location.describe(),
+                message,
+                hint,
+            },
+            other => other,
+        }
+    }
+}
+
+impl Driver for SqliteDriver {
+    fn location(&self) -> &Location {
+        &self.location
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if it returns Ok.
+    /// One `BEGIN IMMEDIATE` transaction, committed if `f` returns Ok.
     ///
     /// Writers of this process queue on a mutex first: SQLite's busy
     /// handler makes a writer that finds the lock taken sleep (1 ms, 2 ms,
     /// 5 ms…) instead of waking it when the lock is free, which cost more
     /// than the jobs themselves when worker slots finish and claim jobs at
     /// thousands per second. Other processes still meet the busy handler.
-    fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn write(&mut self, f: &mut dyn FnMut(&mut dyn Ops) -> Result<()>) -> Result<()> {
         static WRITERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _turn = WRITERS.lock().unwrap_or_else(|p| p.into_inner());
         let result = (|| {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
+            f(&mut SqliteOps { conn: &tx })?;
             tx.commit()?;
-            Ok(value)
+            Ok(())
         })();
-        result.map_err(|e| self.tag(e))
+        result.map_err(|e| self.locate(e))
     }
 
-    /// Runs a read-only `f`.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        f(&self.conn).map_err(|e| self.tag(e))
+    fn read(&mut self, f: &mut dyn FnMut(&mut dyn Ops) -> Result<()>) -> Result<()> {
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)?;
+            f(&mut SqliteOps { conn: &tx })?;
+            // A read commits nothing; ending it is all.
+            tx.finish()?;
+            Ok(())
+        })();
+        result.map_err(|e| self.locate(e))
     }
 
-    /// Names this database in a raw SQLite error.
-    fn tag(&self, error: Error) -> Error {
-        database_error(&self.path, error)
+    fn connect(&self, durability: Durability) -> Result<Box<dyn Driver>> {
+        let path = self.path();
+        Ok(Box::new(if self.read_only {
+            SqliteDriver::open_read(path)?
+        } else {
+            SqliteDriver::open(path, durability)?
+        }))
+    }
+
+    fn change_feed(&self) -> Result<Box<dyn ChangeFeed>> {
+        let connection = SqliteDriver::open_read(self.path())?;
+        Ok(Box::new(feed::SqliteFeed::new(connection)?))
+    }
+
+    fn owner_lock(&self) -> Result<Box<dyn OwnerLock>> {
+        Ok(Box::new(feed::LockFile::acquire(self.path())?))
+    }
+}
+
+/// A failure inside the driver: SQLite's, or queuectl's own.
+#[derive(Debug)]
+enum Failure {
+    Sql(rusqlite::Error),
+    Queuectl(Error),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Failure {
+        Failure::Sql(e)
+    }
+}
+
+/// Raw SQLite failures become database errors that say what happened and,
+/// where the cause is known, the fix; [`SqliteDriver::locate`] names the
+/// file at the boundary.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        sqlite_error(Path::new(""), e)
     }
 }
 
@@ -351,17 +419,8 @@ fn is_busy(error: &rusqlite::Error) -> bool {
     )
 }
 
-/// Names the database in an error from it (raw SQLite errors get a message
-/// and, where the cause is known, the fix).
-fn database_error(path: &Path, error: Error) -> Error {
-    match error {
-        Error::Sqlite(e) => sqlite_error(path, e),
-        other => other,
-    }
-}
-
-/// Turns a SQLite failure into an error that names the file and, where the
-/// cause is known, the fix.
+/// Turns a SQLite failure into an error that names the file (when known)
+/// and, where the cause is known, the fix.
 fn sqlite_error(path: &Path, error: rusqlite::Error) -> Error {
     let code = error.sqlite_error_code();
     let (message, hint) = match code {
@@ -399,7 +458,7 @@ fn sqlite_error(path: &Path, error: rusqlite::Error) -> Error {
         _ => (error.to_string(), None),
     };
     Error::Database {
-        path: path.to_path_buf(),
+        location: path.display().to_string(),
         message,
         hint,
     }
@@ -446,9 +505,4 @@ fn prepare_location(path: &Path) -> Result<()> {
             .map_err(|e| Error::io("create the database", path, e))?;
     }
     Ok(())
-}
-
-/// The directory of a database's logs: `queue.db` keeps them in `queue.logs/`.
-pub fn logs_dir(db: &Path) -> PathBuf {
-    db.with_extension("logs")
 }

@@ -1,7 +1,8 @@
 //! What a jobfile means for the queue: [`plan`] compares the definitions
 //! with what the store holds and lists the actions that make them match.
-//! Pure: the store reads the state in, applies the plan, both in one
-//! transaction; `queuectl plan` only prints it.
+//! Pure: the engine reads the state in and applies the plan
+//! ([`crate::engine::Engine::apply`]), both in one transaction;
+//! `queuectl plan` only prints it.
 //!
 //! - A one-shot definition is wanted "run to completion at its current
 //!   spec" (command, env, cwd: [`JobDef::spec_hash`]). No job at this spec:
@@ -18,62 +19,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use crate::driver::{LatestRun, WaitingJob};
 use crate::job::JobState;
 use crate::jobfile::{JobDef, Jobfile};
 use crate::retry::RetryPolicy;
-
-/// A job of a definition, as the store has it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredJob {
-    pub id: String,
-    pub definition: String,
-    pub state: JobState,
-    pub spec_hash: Option<String>,
-    pub command: String,
-    pub env: Vec<(String, String)>,
-    pub cwd: Option<String>,
-    pub queue: String,
-    pub priority: i64,
-    pub timeout_ms: Option<i64>,
-    pub retry: RetryPolicy,
-    pub after: Vec<String>,
-    /// Why it ended, for cancelled jobs.
-    pub reason: Option<String>,
-}
-
-/// What a definition last did, as the store remembers it: its latest job
-/// (which may have been pruned since), that job's state and spec, and
-/// whether the jobfile still declared it at the last apply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Latest {
-    pub id: String,
-    pub state: JobState,
-    pub reason: Option<String>,
-    pub spec_hash: Option<String>,
-    pub command: String,
-    pub env: Vec<(String, String)>,
-    pub cwd: Option<String>,
-    /// The inputs it ran with, for a definition with `sources`.
-    pub inputs: Option<crate::jobfile::Inputs>,
-    /// The last apply found the definition gone from the jobfile.
-    pub removed: bool,
-}
-
-impl From<&StoredJob> for Latest {
-    fn from(job: &StoredJob) -> Latest {
-        Latest {
-            id: job.id.clone(),
-            state: job.state,
-            reason: job.reason.clone(),
-            spec_hash: job.spec_hash.clone(),
-            command: job.command.clone(),
-            env: job.env.clone(),
-            cwd: job.cwd.clone(),
-            inputs: None,
-            removed: false,
-        }
-    }
-}
 
 /// Why apply cancels the waiting jobs of a definition gone from the file.
 pub const REMOVED: &str = "removed from the jobfile";
@@ -82,9 +31,9 @@ pub const REMOVED: &str = "removed from the jobfile";
 #[derive(Debug, Clone, Default)]
 pub struct Stored {
     /// What each definition last did (kept when its jobs are pruned).
-    pub latest: BTreeMap<String, Latest>,
+    pub latest: BTreeMap<String, LatestRun>,
     /// The waiting (pending or failed) jobs of each definition.
-    pub waiting: BTreeMap<String, Vec<StoredJob>>,
+    pub waiting: BTreeMap<String, Vec<WaitingJob>>,
     /// Worker counts of the queues the last apply declared.
     pub queues: BTreeMap<String, u32>,
 }
@@ -265,12 +214,12 @@ fn rerun_dependents(jobfile: &Jobfile, stored: &Stored, actions: &mut Vec<Action
 
 /// A job cancelled because its definition left the jobfile: that was not a
 /// verdict on the job, so restoring the definition runs it again.
-fn was_removed(job: &Latest) -> bool {
+fn was_removed(job: &LatestRun) -> bool {
     job.state == JobState::Cancelled && (job.removed || job.reason.as_deref() == Some(REMOVED))
 }
 
 /// A job cancelled because a dependency was dead or cancelled.
-fn was_blocked(job: &Latest) -> bool {
+fn was_blocked(job: &LatestRun) -> bool {
     job.state == JobState::Cancelled
         && job
             .reason
@@ -293,7 +242,7 @@ pub fn cwd_of(def: &JobDef, dir: &Path) -> String {
     def.resolved_cwd(dir).display().to_string()
 }
 
-fn spec_difference(stored: &Latest, def: &JobDef, cwd: &str) -> String {
+fn spec_difference(stored: &LatestRun, def: &JobDef, cwd: &str) -> String {
     if stored.command != def.command {
         "command changed".into()
     } else if spec_env(&stored.env) != def.env {
@@ -314,7 +263,7 @@ fn push_update(
     actions: &mut Vec<Action>,
     def: &JobDef,
     cwd: &str,
-    waiting: &[StoredJob],
+    waiting: &[WaitingJob],
     with_spec: bool,
 ) {
     let mut changes: Vec<Change> = Vec::new();
@@ -339,7 +288,7 @@ fn push_update(
     }
 }
 
-fn differences(job: &StoredJob, def: &JobDef, cwd: &str, with_spec: bool) -> Vec<Change> {
+fn differences(job: &WaitingJob, def: &JobDef, cwd: &str, with_spec: bool) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut check = |field: &'static str, from: String, to: String| {
         if from != to {
@@ -378,11 +327,10 @@ fn differences(job: &StoredJob, def: &JobDef, cwd: &str, with_spec: bool) -> Vec
     changes
 }
 
-/// The prefix of the variables queuectl gives a job itself (the tick of a
-/// schedule, the paths of a watch): not part of its spec.
-pub const RESERVED_ENV: &str = "QUEUECTL_";
+use crate::job::names::RESERVED_ENV;
 
-/// A stored job's env without queuectl's own variables.
+/// A stored job's env without queuectl's own variables (jobs made before
+/// payloads had their own column carried them in `env`).
 pub fn spec_env(env: &[(String, String)]) -> Vec<(String, String)> {
     env.iter()
         .filter(|(k, _)| !k.starts_with(RESERVED_ENV))

@@ -1,26 +1,23 @@
-//! Cron schedules (croner): parsing, the pure decisions of a tick
-//! ([`decide`]: which tick is due, live or missed), and the [`Scheduler`]
-//! that `run` drives: it looks at the wall clock every time round the
-//! supervisor's loop (never a long sleep on the monotonic clock, so a
-//! suspend or an NTP jump is seen at once), and enqueues through the store,
-//! where the tick is a unique key: a restart, a second scheduler or a clock
-//! hiccup never enqueues a tick twice.
+//! Cron schedules (croner): parsing, and the pure decisions of a tick:
+//! which tick is due, live or missed ([`decide`]), and what it does while
+//! the last run is still going ([`overlap`]). The runtime's scheduler
+//! (`runtime::triggers`) looks at the wall clock every time round the
+//! supervisor's loop and enqueues through the engine, where the tick is a
+//! unique key: a restart, a second scheduler or a clock hiccup never
+//! enqueues a tick twice.
 //! Croner reads 5-field crontab lines, 6 or 7 fields with seconds first,
 //! and macros (`@hourly`, `@daily`, …), ORs day-of-month with day-of-week
 //! like Vixie cron, and handles DST gaps and overlaps.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use croner::Cron;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::error::Result;
-use crate::events::Event;
-use crate::job::Origin;
-use crate::jobfile::{JobDef, Jobfile, Trigger, jobfile_commit};
-use crate::store::{ScheduleRow, Store, TickOutcome};
+use crate::driver::JobRef;
+use crate::job::JobState;
+use crate::jobfile::Overlap;
 
 /// Field names for 5, 6 (seconds first) and 7 (and year) fields.
 const FIELDS: [&str; 7] = [
@@ -34,7 +31,7 @@ const FIELDS: [&str; 7] = [
 ];
 
 /// Parses a schedule, or says what is wrong with it, naming the field.
-pub fn parse_cron(expression: &str) -> Result<Cron, String> {
+pub fn parse_cron(expression: &str) -> std::result::Result<Cron, String> {
     let expression = expression.trim();
     let error = match Cron::from_str(expression) {
         Ok(cron) => return Ok(cron),
@@ -175,116 +172,40 @@ pub fn decide(
     }
 }
 
-/// Look at every schedule at least this often, whatever the next tick.
-const CHECK_EVERY: i64 = 5_000;
-
-/// The schedules of a jobfile, run by the `run` that owns the queue.
-#[derive(Debug)]
-pub struct Scheduler {
-    entries: Vec<Entry>,
-    dir: PathBuf,
-    commit: Option<String>,
-    next_check: i64,
+/// What a tick does while runs of its definition are still waiting or
+/// going.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverlapDecision {
+    /// `overlap = "skip"`: the tick enqueues nothing.
+    Skip,
+    /// Enqueue the tick's job; with `replace`, cancel the waiting runs and
+    /// stop the running ones first (the new one starts once they have
+    /// stopped: they share its exclusive key).
+    Enqueue {
+        cancel: Vec<String>,
+        stop: Vec<String>,
+    },
 }
 
-#[derive(Debug)]
-struct Entry {
-    def: JobDef,
-    cron: Cron,
-    zone: TimeZone,
-    zone_name: String,
-}
-
-impl Scheduler {
-    /// The scheduled definitions of `jobfile`; `None` when it has none.
-    pub fn new(jobfile: &Jobfile) -> Option<Scheduler> {
-        let entries: Vec<Entry> = jobfile
-            .jobs
-            .values()
-            .filter_map(|def| match &def.trigger {
-                Trigger::Schedule(schedule) => Some(Entry {
-                    cron: parse_cron(&schedule.expression).ok()?,
-                    zone: time_zone(schedule.timezone.as_deref()),
-                    zone_name: schedule.timezone.clone().unwrap_or_else(|| "local".into()),
-                    def: def.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
-        (!entries.is_empty()).then(|| Scheduler {
-            entries,
-            dir: jobfile.dir.clone(),
-            commit: jobfile_commit(&jobfile.path),
-            next_check: 0,
-        })
-    }
-
-    /// Enqueues the ticks due at `now` (ms, wall clock); cheap when none is.
-    pub fn step(&mut self, store: &mut Store, now: i64) -> Result<Vec<Event>> {
-        if now < self.next_check {
-            return Ok(Vec::new());
-        }
-        let mut events = Vec::new();
-        let mut next_check = now + CHECK_EVERY;
-        for entry in &self.entries {
-            let Trigger::Schedule(schedule) = &entry.def.trigger else {
-                continue;
-            };
-            let stored = store.schedule(&entry.def.name)?;
-            let same = stored.as_ref().is_some_and(|s| {
-                s.expression == schedule.expression && s.timezone == entry.zone_name
-            });
-            let decision = decide(
-                &entry.cron,
-                &entry.zone,
-                stored.map(|s| (s.last_tick, s.checked_at)),
-                same,
-                schedule.missed,
-                now,
-            );
-            let job = decision.enqueue.map(|due| {
-                let mut job =
-                    entry
-                        .def
-                        .new_job(&self.dir, Origin::Schedule, self.commit.as_deref(), now);
-                let at = Timestamp::from_millisecond(due.tick)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                job.env.push(("QUEUECTL_SCHEDULED_AT".into(), at));
-                job.tick_at = Some(due.tick);
-                job
-            });
-            let row = ScheduleRow {
-                expression: schedule.expression.clone(),
-                timezone: entry.zone_name.clone(),
-                last_tick: decision.last_tick,
-                checked_at: now,
-            };
-            let outcome =
-                store.schedule_tick(&entry.def.name, &row, job.as_ref(), schedule.overlap, now)?;
-            if let (Some(due), Some(outcome)) = (decision.enqueue, outcome) {
-                events.push(Event::Ticked {
-                    definition: entry.def.name.clone(),
-                    tick: due.tick,
-                    catch_up: due.missed,
-                    id: match &outcome {
-                        TickOutcome::Enqueued(id) => Some(id.clone()),
-                        _ => None,
-                    },
-                    skipped: match outcome {
-                        TickOutcome::Enqueued(_) => None,
-                        TickOutcome::SkippedBusy => Some("the last run is still going".into()),
-                        TickOutcome::AlreadyDone => Some("already enqueued".into()),
-                    },
-                });
-            }
-            let after = Timestamp::from_millisecond(now).unwrap_or(Timestamp::UNIX_EPOCH);
-            if let Some(next) = next_tick(&entry.cron, &entry.zone, after) {
-                next_check = next_check.min(next.as_millisecond());
-            }
-        }
-        self.next_check = next_check;
-        Ok(events)
+/// Decides a tick under `overlap`, given the unfinished jobs of its
+/// definition (`busy`: waiting or running).
+pub fn overlap(policy: Overlap, busy: &[JobRef]) -> OverlapDecision {
+    let ids = |running: bool| -> Vec<String> {
+        busy.iter()
+            .filter(|j| (j.state == JobState::Processing) == running)
+            .map(|j| j.id.clone())
+            .collect()
+    };
+    match policy {
+        Overlap::Skip if !busy.is_empty() => OverlapDecision::Skip,
+        Overlap::Replace => OverlapDecision::Enqueue {
+            cancel: ids(false),
+            stop: ids(true),
+        },
+        _ => OverlapDecision::Enqueue {
+            cancel: Vec::new(),
+            stop: Vec::new(),
+        },
     }
 }
 
@@ -478,6 +399,32 @@ mod tests {
                 },
                 "{what}"
             );
+        }
+    }
+
+    #[test]
+    fn overlap_decisions() {
+        use crate::job::Origin;
+        let job = |id: &str, state| JobRef {
+            id: id.into(),
+            state,
+            origin: Origin::Schedule,
+            payload: None,
+        };
+        let busy = [job("a", JobState::Processing), job("b", JobState::Pending)];
+        let enqueue = |cancel: &[&str], stop: &[&str]| OverlapDecision::Enqueue {
+            cancel: cancel.iter().map(|s| s.to_string()).collect(),
+            stop: stop.iter().map(|s| s.to_string()).collect(),
+        };
+        let table = [
+            (Overlap::Skip, &busy[..], OverlapDecision::Skip),
+            (Overlap::Skip, &[][..], enqueue(&[], &[])),
+            (Overlap::Allow, &busy[..], enqueue(&[], &[])),
+            (Overlap::Replace, &busy[..], enqueue(&["b"], &["a"])),
+            (Overlap::Replace, &[][..], enqueue(&[], &[])),
+        ];
+        for (policy, busy, expected) in table {
+            assert_eq!(overlap(policy, busy), expected, "{policy:?} {busy:?}");
         }
     }
 

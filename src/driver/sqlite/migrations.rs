@@ -1,5 +1,7 @@
 //! The schema, as an append-only list of migrations tracked by
 //! `PRAGMA user_version`. Never edit or reorder a shipped migration: add one.
+//! (Migrations 5 and 6 created triggers that migration 7 drops: the
+//! driver keeps `definitions` current itself.)
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -172,6 +174,31 @@ pub const MIGRATIONS: &[&str] = &[
             inputs = NEW.inputs, updated_at = NEW.updated_at
         WHERE name = NEW.definition AND job_id = NEW.id;
     END;
+    "#,
+    // 7: the engine decides, the driver stores (issue 12). The triggers
+    // that kept `definitions` current go: the driver updates it in the
+    // statements that change a job. A trigger's payload (changed paths,
+    // a tick) gets its own column instead of env keys; `exclusive` is a key
+    // no two running jobs share (a watched or scheduled definition's);
+    // `blocked` marks a job whose dependencies have not completed, which
+    // the ready indexes leave out.
+    r#"
+    DROP TRIGGER definitions_latest;
+    DROP TRIGGER definitions_follow;
+    ALTER TABLE jobs ADD COLUMN payload TEXT;
+    ALTER TABLE jobs ADD COLUMN exclusive TEXT;
+    ALTER TABLE jobs ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET blocked = 1 WHERE after_deps IS NOT NULL
+        AND state IN ('pending', 'failed') AND EXISTS (SELECT 1 FROM json_each(jobs.after_deps) d
+            WHERE (SELECT x.state FROM definitions x WHERE x.name = d.value) IS NOT 'completed');
+    DROP INDEX jobs_ready_by_queue;
+    DROP INDEX jobs_ready;
+    CREATE INDEX jobs_ready_by_queue ON jobs (queue, priority DESC, run_at, id)
+        WHERE state IN ('pending', 'failed') AND blocked = 0;
+    CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, id)
+        WHERE state IN ('pending', 'failed') AND blocked = 0;
+    CREATE INDEX jobs_exclusive ON jobs (exclusive)
+        WHERE state = 'processing' AND exclusive IS NOT NULL;
     "#,
 ];
 

@@ -1,9 +1,8 @@
-//! One owner per queue: the first `queuectl run` on a database takes an
-//! exclusive lock on a file beside it (`queue.lock` for `queue.db`) and
-//! holds it while it runs; it applies the jobfile and follows its edits. A
-//! second `run` on the same database finds the lock taken and runs as extra
-//! workers. The lock is the kernel's (flock): it goes away with the
-//! process, however it dies, so a crash never leaves a stale owner.
+//! An exclusive lock on a file, held by one process at a time: the
+//! kernel's (flock), so it goes away with the process however it dies,
+//! and a crash never leaves a stale holder. The SQLite driver makes the
+//! queue's owner lock of it (`queue.lock` beside `queue.db`); the holder
+//! writes its pid in the file so the others can say who holds it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -12,18 +11,19 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Ownership of a queue, held until dropped.
+/// A lock on a file, held until dropped.
 #[derive(Debug)]
-pub struct RunLock {
+pub struct FileLock {
     _file: File,
     /// The pid of the owner when it is another process.
     pub other: Option<u32>,
 }
 
-impl RunLock {
-    /// Takes the lock of the queue at `db`, or learns who holds it.
-    pub fn acquire(db: &Path) -> Result<RunLock> {
-        let path = db.with_extension("lock");
+impl FileLock {
+    /// Takes the lock on `path` (creating the file, 0600), or learns who
+    /// holds it.
+    pub fn acquire(path: &Path) -> Result<FileLock> {
+        let path = path.to_path_buf();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -37,7 +37,7 @@ impl RunLock {
                 let pid = std::process::id().to_string();
                 let _ = file.set_len(0);
                 let _ = file.rewind().and_then(|()| file.write_all(pid.as_bytes()));
-                Ok(RunLock {
+                Ok(FileLock {
                     _file: file,
                     other: None,
                 })
@@ -45,7 +45,7 @@ impl RunLock {
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                Ok(RunLock {
+                Ok(FileLock {
                     _file: file,
                     other: Some(text.trim().parse().unwrap_or(0)),
                 })
@@ -54,8 +54,8 @@ impl RunLock {
         }
     }
 
-    /// Whether this process owns the queue.
-    pub fn owns(&self) -> bool {
+    /// Whether this process holds it.
+    pub fn held(&self) -> bool {
         self.other.is_none()
     }
 }
@@ -67,13 +67,13 @@ mod tests {
     #[test]
     fn the_second_taker_learns_the_owner() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("create", "tempdir", e))?;
-        let db = dir.path().join("queue.db");
-        let first = RunLock::acquire(&db)?;
-        assert!(first.owns());
-        let second = RunLock::acquire(&db)?;
+        let path = dir.path().join("queue.lock");
+        let first = FileLock::acquire(&path)?;
+        assert!(first.held());
+        let second = FileLock::acquire(&path)?;
         assert_eq!(second.other, Some(std::process::id()));
         drop(first);
-        assert!(RunLock::acquire(&db)?.owns(), "released with its owner");
+        assert!(FileLock::acquire(&path)?.held(), "released with its holder");
         Ok(())
     }
 }

@@ -1,11 +1,25 @@
-//! The job model shared by the store, the workers and the commands: states,
-//! origins, ids, and the record of a job and of one attempt.
+//! The job model shared by every layer (the driver, the engine, the
+//! runtime and the commands): states and the sets of states the rules
+//! speak of, origins, payloads, and the records of a job and of one
+//! attempt. Ids and names ([`names`], [`id`]), what `execve` refuses
+//! ([`checks`]) and the JSON job input format ([`input`]) have their own
+//! files.
 
+pub mod checks;
+pub mod id;
+pub mod input;
+pub mod names;
+pub mod template;
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub use checks::{check_command, check_env};
+pub use id::generate_id;
+pub use names::{ID_PREFIX, validate_id};
 
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
@@ -49,12 +63,27 @@ impl JobState {
         }
     }
 
+    /// Waiting to be claimed: now, or at `run_at`.
+    pub const WAITING: [JobState; 2] = [JobState::Pending, JobState::Failed];
+    /// Not finished: waiting or running.
+    pub const UNFINISHED: [JobState; 3] =
+        [JobState::Pending, JobState::Processing, JobState::Failed];
+    /// Will not run again unless someone asks.
+    pub const FINISHED: [JobState; 3] = [JobState::Completed, JobState::Dead, JobState::Cancelled];
+
     /// A job in this state will not run again unless someone asks.
     pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            JobState::Completed | JobState::Dead | JobState::Cancelled
-        )
+        Self::FINISHED.contains(&self)
+    }
+
+    /// A job in this state waits to be claimed.
+    pub fn is_waiting(self) -> bool {
+        Self::WAITING.contains(&self)
+    }
+
+    /// The state named `s` as stored (`pending`, …), if it is one.
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|state| state.as_str() == s)
     }
 }
 
@@ -116,135 +145,38 @@ impl Origin {
     }
 }
 
-/// The longest id a user may give.
-pub const MAX_ID_LEN: usize = 128;
+/// The digests of a definition's `sources`, by path.
+pub type Inputs = BTreeMap<String, String>;
 
-/// Checks a user-given job id: 1–128 characters of `[A-Za-z0-9._-]`, not
-/// `.` or `..`. Ids name log files, so this is also what keeps them inside
-/// their directory.
-pub fn validate_id(id: &str) -> Result<()> {
-    let hint = "an id is 1-128 characters of letters, digits, `.`, `_` and `-`";
-    if id.is_empty() {
-        return Err(Error::input_with_hint("job id is empty", hint));
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(Error::input_with_hint(
-            format!(
-                "job id is {} characters long, the limit is {MAX_ID_LEN}",
-                id.len()
-            ),
-            hint,
-        ));
-    }
-    if let Some(bad) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(Error::input_with_hint(
-            format!("invalid job id `{id}`: `{bad}` is not allowed"),
-            hint,
-        ));
-    }
-    if id == "." || id == ".." {
-        return Err(Error::input_with_hint(
-            format!("invalid job id `{id}`"),
-            hint,
-        ));
-    }
-    Ok(())
+/// What a trigger gave a job: it reaches the command as environment
+/// variables when the job starts ([`Payload::env`]), and is stored in its
+/// own column, apart from the definition's `env`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payload {
+    /// A watch batch: the changed paths, relative to the jobfile's
+    /// directory (`QUEUECTL_CHANGED`, one per line).
+    Changed(Vec<String>),
+    /// A `per_file` watch job: its path (`QUEUECTL_PATH`).
+    Path(String),
+    /// A cron tick: its nominal time in ms (`QUEUECTL_SCHEDULED_AT`, RFC 3339).
+    Scheduled(i64),
 }
 
-/// The longest command queuectl runs. `sh -c COMMAND` passes it as one
-/// argument, and Linux refuses any argument of 128 KiB or more
-/// (`MAX_ARG_STRLEN`); the rest is left for queuectl's own prefix.
-pub const MAX_COMMAND_BYTES: usize = 128_000;
-/// The longest `NAME=VALUE` of a job's environment, for the same reason.
-pub const MAX_ENV_ENTRY_BYTES: usize = 128_000;
-/// A job's own environment in all: with the runner's, it must fit in what
-/// `execve` accepts (a quarter of the stack limit, 2 MiB by default).
-pub const MAX_ENV_BYTES: usize = 512 * 1024;
-
-/// Why `command` can never run (`execve` would refuse it), as the end of a
-/// sentence whose subject names it: "contains a NUL byte".
-pub fn check_command(command: &str) -> std::result::Result<(), String> {
-    if command.contains('\0') {
-        return Err("contains a NUL byte, which no command can hold".into());
-    }
-    if command.len() > MAX_COMMAND_BYTES {
-        return Err(format!(
-            "is {} bytes: at most {MAX_COMMAND_BYTES} can be run",
-            command.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Why an environment can never be passed to a job: the name of the
-/// variable at fault (None: the whole) and the end of a sentence.
-pub fn check_env(env: &[(String, String)]) -> std::result::Result<(), (Option<String>, String)> {
-    let mut total = 0usize;
-    for (key, value) in env {
-        if key.contains('\0') || value.contains('\0') {
-            return Err((Some(key.clone()), "contains a NUL byte".into()));
+impl Payload {
+    /// The environment variables the command gets.
+    pub fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Payload::Changed(paths) => vec![("QUEUECTL_CHANGED".into(), paths.join("\n"))],
+            Payload::Path(path) => vec![("QUEUECTL_PATH".into(), path.clone())],
+            Payload::Scheduled(at) => vec![(
+                "QUEUECTL_SCHEDULED_AT".into(),
+                jiff::Timestamp::from_millisecond(*at)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            )],
         }
-        let entry = key.len() + 1 + value.len();
-        if entry > MAX_ENV_ENTRY_BYTES {
-            return Err((
-                Some(key.clone()),
-                format!("is {entry} bytes: at most {MAX_ENV_ENTRY_BYTES} can be passed"),
-            ));
-        }
-        total += entry + 1;
     }
-    if total > MAX_ENV_BYTES {
-        return Err((
-            None,
-            format!("is {total} bytes: at most {MAX_ENV_BYTES} can be passed"),
-        ));
-    }
-    Ok(())
-}
-
-const ID_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-
-/// A new generated id: 9 characters of milliseconds since the epoch and 3 of
-/// a sequence (Crockford base 32, lowercase), 12 in all. Ids made by one
-/// process strictly increase, so jobs of one batch keep their order; the
-/// sequence starts at a random point so two processes rarely collide (and a
-/// collision is caught by the primary key, not lost).
-pub fn generate_id(now_ms: i64) -> String {
-    static LAST: Mutex<(u64, u32)> = Mutex::new((0, 0));
-    const SEQ_MAX: u32 = 0x7fff;
-    let now = now_ms.max(0) as u64;
-    let (ms, seq) = {
-        let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let next = if now > last.0 {
-            (now, random_start())
-        } else if last.1 < SEQ_MAX {
-            (last.0, last.1 + 1)
-        } else {
-            (last.0 + 1, random_start())
-        };
-        *last = next;
-        next
-    };
-    let mut out = String::with_capacity(12);
-    for shift in (0..9).rev() {
-        out.push(ID_ALPHABET[((ms >> (shift * 5)) & 31) as usize] as char);
-    }
-    for shift in (0..3).rev() {
-        out.push(ID_ALPHABET[((seq >> (shift * 5)) & 31) as usize] as char);
-    }
-    out
-}
-
-/// A sequence start in the lower half, leaving room to count up.
-fn random_start() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) & 0x3fff
 }
 
 /// A job about to be inserted.
@@ -274,7 +206,14 @@ pub struct NewJob {
     pub tick_at: Option<i64>,
     /// For a job of a definition with `sources`: its inputs' digests.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub inputs: Option<crate::jobfile::Inputs>,
+    pub inputs: Option<Inputs>,
+    /// What its trigger gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Payload>,
+    /// Jobs with the same key never run two at once (the engine gives
+    /// watched and scheduled jobs one, see `engine::triggers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive: Option<String>,
 }
 
 /// A job as stored.
@@ -309,6 +248,8 @@ pub struct Job {
     pub after: Vec<String>,
     /// For a scheduled job: its tick's nominal time.
     pub tick_at: Option<i64>,
+    /// What its trigger gave it.
+    pub payload: Option<Payload>,
 }
 
 /// What a claimed job needs to run.
@@ -324,6 +265,7 @@ pub struct Claimed {
     pub timeout_ms: Option<i64>,
     pub env: Vec<(String, String)>,
     pub cwd: Option<String>,
+    pub payload: Option<Payload>,
 }
 
 /// How one attempt ended.
@@ -381,60 +323,6 @@ pub struct Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_checked() {
-        for good in ["a", "job-1", "A.b_c", &"x".repeat(128), "..."] {
-            assert!(validate_id(good).is_ok(), "{good}");
-        }
-        for bad in ["", "../x", "a/b", "a b", "é", ".", "..", &"x".repeat(129)] {
-            assert!(validate_id(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn commands_and_environments_execve_would_refuse() {
-        assert_eq!(check_command("echo hi"), Ok(()));
-        assert_eq!(
-            check_command("a\0b"),
-            Err("contains a NUL byte, which no command can hold".into())
-        );
-        assert_eq!(
-            check_command(&"x".repeat(MAX_COMMAND_BYTES + 1)),
-            Err("is 128001 bytes: at most 128000 can be run".into())
-        );
-        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
-        assert_eq!(check_env(&env("A", "1")), Ok(()));
-        assert_eq!(
-            check_env(&env("A", "x\0")),
-            Err((Some("A".into()), "contains a NUL byte".into()))
-        );
-        let many: Vec<_> = (0..10)
-            .map(|i| (format!("V{i}"), "x".repeat(100_000)))
-            .collect();
-        assert_eq!(
-            check_env(&many),
-            Err((
-                None,
-                "is 1000040 bytes: at most 524288 can be passed".into()
-            ))
-        );
-    }
-
-    #[test]
-    fn generated_ids_sort_by_time_then_sequence() {
-        let a = generate_id(1_700_000_000_000);
-        let b = generate_id(1_700_000_000_001);
-        assert_eq!(a.len(), 12);
-        assert!(a < b, "{a} < {b}");
-        assert!(validate_id(&a).is_ok());
-        // Many ids in one millisecond (more than the sequence holds) still
-        // strictly increase.
-        let batch: Vec<String> = (0..70_000)
-            .map(|_| generate_id(1_700_000_000_002))
-            .collect();
-        assert!(batch.windows(2).all(|w| w[0] < w[1]));
-    }
 
     #[test]
     fn states_parse_with_running_alias() {

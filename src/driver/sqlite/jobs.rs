@@ -1,0 +1,647 @@
+//! Jobs and attempts in SQLite: inserts, the claim, the decided ends of
+//! attempts, and the reads of the commands.
+
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
+
+use super::SqliteOps;
+use super::definitions::{follow, record_new};
+use super::rows::{self, CLAIMED_COLUMNS, JOB_COLUMNS, deps_json, to_json};
+use crate::driver::{
+    ClaimParams, Counts, DlqStat, FinishParams, JobFilter, JobUpdate, Jobs, LostParams, Moved,
+    QueueFilter,
+};
+use crate::error::{Error, Result};
+use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
+
+impl Jobs for SqliteOps<'_> {
+    fn insert_jobs(&mut self, jobs: &[NewJob]) -> Result<()> {
+        for job in jobs {
+            insert(self.conn, job)?;
+            if job.definition.is_some() {
+                record_new(self.conn, job)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn claim_jobs(&mut self, params: &ClaimParams<'_>) -> Result<Vec<Claimed>> {
+        let mut claimed = Vec::new();
+        // One at a time: each claim sees the ones before it, so two jobs of
+        // one exclusive key never start together.
+        while claimed.len() < params.limit {
+            match claim_one(self.conn, params)? {
+                Some(job) => claimed.push(job),
+                None => break,
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn claimable(&mut self, params: &ClaimParams<'_>) -> Result<bool> {
+        Ok(find_claimable(self.conn, params)?.is_some())
+    }
+
+    fn finish_attempts(&mut self, finishes: &[FinishParams<'_>]) -> Result<Vec<bool>> {
+        let mut owned = Vec::with_capacity(finishes.len());
+        for finish in finishes {
+            owned.push(finish_one(self.conn, finish)?);
+        }
+        Ok(owned)
+    }
+
+    fn cancel_waiting(&mut self, ids: &[String], reason: &str, now: i64) -> Result<Vec<Moved>> {
+        move_each(
+            self.conn,
+            "UPDATE jobs SET state = 'cancelled', reason = ?2, finished_at = ?3, updated_at = ?3 \
+             WHERE id = ?1 AND state IN ('pending', 'failed') RETURNING definition",
+            ids,
+            &[&reason, &now],
+        )
+    }
+
+    fn request_cancel(&mut self, ids: &[String], reason: Option<&str>, now: i64) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE jobs SET cancel_requested = 1, reason = COALESCE(?2, reason), updated_at = ?3 \
+             WHERE id = ?1 AND state = 'processing' RETURNING definition",
+        )?;
+        for id in ids {
+            let definition: Option<Option<String>> = stmt
+                .query_row(params![id, reason, now], |row| row.get(0))
+                .optional()?;
+            if definition.flatten().is_some() {
+                follow(self.conn, id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_blocked(&mut self, ids: &[String], blocked: bool) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE jobs SET blocked = ?2 WHERE id = ?1")?;
+        for id in ids {
+            stmt.execute(params![id, blocked])?;
+        }
+        Ok(())
+    }
+
+    fn requeue_dead(
+        &mut self,
+        ids: &[String],
+        keep_attempts: bool,
+        now: i64,
+    ) -> Result<Vec<Moved>> {
+        move_each(
+            self.conn,
+            "UPDATE jobs SET state = 'pending', run_at = ?2, updated_at = ?2, \
+             finished_at = NULL, reason = NULL, attempts = CASE WHEN ?3 THEN attempts ELSE 0 END \
+             WHERE id = ?1 AND state = 'dead' RETURNING definition",
+            ids,
+            &[&now, &keep_attempts],
+        )
+    }
+
+    fn delete_jobs(&mut self, ids: &[String]) -> Result<Vec<(String, u32)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM jobs WHERE id = ?1 RETURNING runs")?;
+        let mut deleted = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(runs) = stmt.query_row([id], |row| row.get(0)).optional()? {
+                deleted.push((id.clone(), runs));
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn update_waiting(&mut self, id: &str, update: &JobUpdate<'_>) -> Result<()> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET command = ?2, env = ?3, cwd = ?4, queue = ?5, priority = ?6, \
+                 timeout_ms = ?7, max_retries = ?8, backoff_base = ?9, max_delay_ms = ?10, \
+                 jitter = ?11, no_retry_codes = ?12, after_deps = ?13, spec_hash = ?14, \
+                 updated_at = ?15 WHERE id = ?1 AND state IN ('pending', 'failed')",
+            )?
+            .execute(params![
+                id,
+                update.command,
+                to_json(update.env),
+                update.cwd,
+                update.queue,
+                update.priority,
+                update.timeout_ms,
+                update.retry.max_retries,
+                update.retry.backoff_base,
+                update.retry.max_delay_ms,
+                update.retry.jitter,
+                to_json(&update.retry.no_retry_exit_codes),
+                deps_json(update.after),
+                update.spec_hash,
+                update.now,
+            ])?;
+        if changed > 0 {
+            follow(self.conn, id)?;
+        }
+        Ok(())
+    }
+
+    fn set_payload(&mut self, id: &str, payload: &Payload, now: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE jobs SET payload = ?2, updated_at = ?3 WHERE id = ?1")?
+            .execute(params![id, to_json(payload), now])?;
+        Ok(())
+    }
+
+    fn set_lost(&mut self, lost: &[LostParams<'_>]) -> Result<()> {
+        let mut attempt = self.conn.prepare_cached(
+            "UPDATE attempts SET outcome = 'lost', finished_at = ?2, error = ?3 \
+             WHERE job_id = ?1 AND run = (SELECT runs FROM jobs WHERE id = ?1) \
+             AND outcome IS NULL",
+        )?;
+        let mut job = self.conn.prepare_cached(
+            "UPDATE jobs SET state = ?2, run_at = ?3, finished_at = ?4, runner = NULL, \
+             lease_until = NULL, cancel_requested = 0, updated_at = ?5, last_error = ?6 \
+             WHERE id = ?1 AND state = 'processing' RETURNING definition",
+        )?;
+        for lost in lost {
+            attempt.execute(params![lost.id, lost.now, lost.error])?;
+            let definition: Option<Option<String>> = job
+                .query_row(
+                    params![
+                        lost.id,
+                        lost.state.as_str(),
+                        lost.run_at,
+                        lost.finished_at,
+                        lost.now,
+                        lost.error
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if definition.flatten().is_some() {
+                follow(self.conn, lost.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn job(&mut self, id: &str) -> Result<Option<Job>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+            .query_row([id], rows::job)
+            .optional()?)
+    }
+
+    fn job_states(&mut self, ids: &[String]) -> Result<Vec<Option<JobState>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state FROM jobs WHERE id = ?1")?;
+        let mut states = Vec::with_capacity(ids.len());
+        for id in ids {
+            states.push(
+                stmt.query_row([id], |row| rows::state(row, "state"))
+                    .optional()?,
+            );
+        }
+        Ok(states)
+    }
+
+    fn attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT run, started_at, finished_at, exit_code, outcome, error, output_bytes \
+             FROM attempts WHERE job_id = ?1 ORDER BY run",
+        )?;
+        let rows = stmt.query_map([id], |row| {
+            Ok(Attempt {
+                run: row.get("run")?,
+                started_at: row.get("started_at")?,
+                finished_at: row.get("finished_at")?,
+                exit_code: row.get("exit_code")?,
+                outcome: rows::outcome(row, "outcome")?,
+                error: row.get("error")?,
+                output_bytes: row.get("output_bytes")?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+        let mut args: Vec<&dyn ToSql> = Vec::new();
+        let state = filter.state.map(JobState::as_str);
+        if let Some(state) = &state {
+            sql.push_str(" AND state = ?");
+            args.push(state);
+        }
+        if let Some(queue) = &filter.queue {
+            sql.push_str(" AND queue = ?");
+            args.push(queue);
+        }
+        if let Some(definition) = &filter.definition {
+            sql.push_str(" AND definition = ?");
+            args.push(definition);
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+        args.push(&filter.limit);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(args.as_slice(), rows::job)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn counts(&mut self) -> Result<Counts> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state ORDER BY queue",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get("queue")?, rows::state(row, "state")?, row.get("n")?))
+        })?;
+        Ok(Counts {
+            rows: rows.collect::<rusqlite::Result<Vec<_>>>()?,
+        })
+    }
+
+    fn unfinished_counts(&mut self) -> Result<(u64, u64, u64)> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, COUNT(*) AS n FROM jobs \
+             WHERE state IN ('pending', 'processing', 'failed') GROUP BY state",
+        )?;
+        let mut counts = (0, 0, 0);
+        let rows = stmt.query_map([], |row| Ok((rows::state(row, "state")?, row.get("n")?)))?;
+        for row in rows {
+            match row? {
+                (JobState::Pending, n) => counts.0 = n,
+                (JobState::Processing, n) => counts.1 = n,
+                (_, n) => counts.2 = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    fn has_unfinished(&mut self, queues: &QueueFilter) -> Result<bool> {
+        let (filter, value) = queue_condition(queues, "queue", 1);
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('pending', 'processing', 'failed') \
+             AND {filter})"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(match value {
+            Some(v) => stmt.query_row([v], |row| row.get(0))?,
+            None => stmt.query_row([], |row| row.get(0))?,
+        })
+    }
+
+    fn next_run_at(&mut self, queues: &QueueFilter) -> Result<Option<i64>> {
+        let (filter, value) = queue_condition(queues, "queue", 1);
+        let sql = format!(
+            "SELECT MIN(run_at) FROM jobs WHERE state IN ('pending', 'failed') AND blocked = 0 \
+             AND {filter}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(match value {
+            Some(v) => stmt.query_row([v], |row| row.get(0))?,
+            None => stmt.query_row([], |row| row.get(0))?,
+        })
+    }
+
+    fn dlq_stats(&mut self) -> Result<Vec<DlqStat>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT queue, exit_code, COUNT(*) AS n, MAX(finished_at) AS newest FROM jobs \
+             WHERE state = 'dead' GROUP BY queue, exit_code ORDER BY queue, COUNT(*) DESC",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(DlqStat {
+                queue: row.get("queue")?,
+                exit_code: row.get("exit_code")?,
+                count: row.get("n")?,
+                newest_at: row.get("newest")?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn dead_ids(&mut self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM jobs WHERE state = 'dead' ORDER BY id")?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn finished_before(&mut self, states: &[JobState], before: i64) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM jobs WHERE state = ?1 AND finished_at < ?2")?;
+        let mut ids = Vec::new();
+        for state in states {
+            for id in stmt.query_map(params![state.as_str(), before], |row| row.get(0))? {
+                ids.push(id?);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn dead_beyond(&mut self, keep: u64, older_than: i64) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM jobs WHERE state = 'dead' AND (finished_at < ?1 OR id IN \
+             (SELECT id FROM jobs WHERE state = 'dead' ORDER BY finished_at DESC \
+             LIMIT -1 OFFSET ?2))",
+        )?;
+        let rows = stmt.query_map(params![older_than, keep], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn running_counts(&mut self, queues: &[String]) -> Result<Vec<u32>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'processing' AND queue = ?1",
+        )?;
+        let mut counts = Vec::with_capacity(queues.len());
+        for queue in queues {
+            counts.push(stmt.query_row([queue], |row| row.get(0))?);
+        }
+        Ok(counts)
+    }
+}
+
+/// Runs a state change (`sql`, `?1` the id, then `args`, `RETURNING
+/// definition`) on each job of `ids`; returns those it moved, their
+/// definitions' latest runs following them.
+fn move_each(
+    conn: &Connection,
+    sql: &str,
+    ids: &[String],
+    args: &[&dyn ToSql],
+) -> Result<Vec<Moved>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut moved = Vec::new();
+    for id in ids {
+        let mut all: Vec<&dyn ToSql> = vec![id];
+        all.extend_from_slice(args);
+        let row: Option<Option<String>> = stmt
+            .query_row(all.as_slice(), |row| row.get(0))
+            .optional()?;
+        if let Some(definition) = row {
+            if definition.is_some() {
+                follow(conn, id)?;
+            }
+            moved.push(Moved {
+                id: id.clone(),
+                definition,
+            });
+        }
+    }
+    Ok(moved)
+}
+
+/// Inserts one job; a duplicate id is an input error.
+fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO jobs (id, command, definition, origin, queue, priority, state, \
+         max_retries, backoff_base, max_delay_ms, jitter, no_retry_codes, timeout_ms, env, \
+         cwd, run_at, created_at, updated_at, spec_hash, source_commit, after_deps, tick_at, \
+         inputs, payload, exclusive) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+         ?15, ?16, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+    )?;
+    let result = insert.execute(params![
+        job.id,
+        job.command,
+        job.definition,
+        job.origin.as_str(),
+        job.queue,
+        job.priority,
+        job.retry.max_retries,
+        job.retry.backoff_base,
+        job.retry.max_delay_ms,
+        job.retry.jitter,
+        to_json(&job.retry.no_retry_exit_codes),
+        job.timeout_ms,
+        to_json(&job.env),
+        job.cwd,
+        job.run_at,
+        job.created_at,
+        job.spec_hash,
+        job.source_commit,
+        deps_json(&job.after),
+        job.tick_at,
+        job.inputs.as_ref().map(to_json),
+        job.payload.as_ref().map(to_json),
+        job.exclusive,
+    ]);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_primary_key_violation(&e) => Err(Error::input_with_hint(
+            format!("job id `{}` already exists", job.id),
+            "choose another --id, or leave it out to get a generated one",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What makes a waiting job claimable now, on a row of `jobs` named `c`:
+/// not blocked, due, and no running job holds its exclusive key.
+const CLAIMABLE: &str = "c.state IN ('pending', 'failed') AND c.blocked = 0 AND c.run_at <= ?3 \
+    AND (c.exclusive IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r INDEXED BY jobs_exclusive \
+    WHERE r.exclusive = c.exclusive AND r.state = 'processing'))";
+
+/// One claim: the best claimable job, moved to `processing` for the
+/// runner (only if the runner is still registered), plus the attempt's
+/// row.
+fn claim_one(conn: &Connection, params: &ClaimParams<'_>) -> Result<Option<Claimed>> {
+    let Some(id) = find_claimable(conn, params)? else {
+        return Ok(None);
+    };
+    let claimed = conn
+        .prepare_cached(&format!(
+            "UPDATE jobs SET state = 'processing', attempts = attempts + 1, runs = runs + 1, \
+             runner = ?1, lease_until = ?2, started_at = ?3, updated_at = ?3, exit_code = NULL \
+             WHERE id = ?4 AND state IN ('pending', 'failed') \
+             AND EXISTS (SELECT 1 FROM workers w WHERE w.id = ?1) RETURNING {CLAIMED_COLUMNS}"
+        ))?
+        .query_row(
+            params![params.runner, params.lease_until, params.now, id],
+            rows::claimed,
+        )
+        .optional()?;
+    if let Some(job) = &claimed {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO attempts (job_id, run, runner, started_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![job.id, job.run, params.runner, params.now])?;
+        if job.definition.is_some() {
+            follow(conn, &job.id)?;
+        }
+    }
+    Ok(claimed)
+}
+
+/// The best claimable job of the filter's queues, skipping excluded ones.
+pub(super) fn find_claimable(
+    conn: &Connection,
+    params: &ClaimParams<'_>,
+) -> Result<Option<String>> {
+    if params.exclude.is_empty() {
+        best_of_filter(conn, params)
+    } else {
+        best_of_queues(conn, params)
+    }
+}
+
+/// The best job of the filter's queues: the first row that qualifies on a
+/// ready index, which holds the claim's order. (Left to itself the planner
+/// takes the state index and sorts every waiting job on each claim.)
+fn best_of_filter(conn: &Connection, params: &ClaimParams<'_>) -> Result<Option<String>> {
+    let (queue_filter, queue_value) = queue_condition(params.queues, "c.queue", 4);
+    let index = match params.queues {
+        QueueFilter::Only(queues) if queues.len() == 1 => "jobs_ready_by_queue",
+        _ => "jobs_ready",
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT c.id FROM jobs c INDEXED BY {index} WHERE {CLAIMABLE} AND {queue_filter} \
+         ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1"
+    ))?;
+    // ?1 and ?2 are not used here; numbered as in the claim, so bound.
+    let mut args: Vec<&dyn ToSql> = vec![&params.runner, &params.lease_until, &params.now];
+    if let Some(value) = &queue_value {
+        args.push(value);
+    }
+    Ok(stmt
+        .query_row(args.as_slice(), |row| row.get(0))
+        .optional()?)
+}
+
+/// The best job when some queues are excluded (at their limit): skipping
+/// their jobs on the ready index would walk all of them, so instead look
+/// at the head of each other queue that has a waiting job (one index seek
+/// each) and take the best head.
+fn best_of_queues(conn: &Connection, params: &ClaimParams<'_>) -> Result<Option<String>> {
+    let mut head = conn.prepare_cached(&format!(
+        "SELECT c.id, c.priority, c.run_at FROM jobs c INDEXED BY jobs_ready_by_queue \
+         WHERE c.queue = ?4 AND {CLAIMABLE} ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1"
+    ))?;
+    let mut best: Option<(i64, i64, String)> = None;
+    for queue in waiting_queues(conn)? {
+        if !params.queues.allows(&queue) || params.exclude.contains(&queue) {
+            continue;
+        }
+        let found: Option<(String, i64, i64)> = head
+            .query_row(
+                params![params.runner, params.lease_until, params.now, queue],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        if let Some((id, priority, run_at)) = found {
+            // Priority first (higher), then run_at, then id (lower).
+            let better = best.as_ref().is_none_or(|(p, r, i)| {
+                (priority, std::cmp::Reverse(run_at), std::cmp::Reverse(&id))
+                    > (*p, std::cmp::Reverse(*r), std::cmp::Reverse(i))
+            });
+            if better {
+                best = Some((priority, run_at, id));
+            }
+        }
+    }
+    Ok(best.map(|(_, _, id)| id))
+}
+
+/// The queues that have waiting, unblocked jobs: a loose index scan of the
+/// ready-by-queue index, one seek per queue.
+fn waiting_queues(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE q(name) AS ( \
+           SELECT (SELECT MIN(queue) FROM jobs INDEXED BY jobs_ready_by_queue \
+                   WHERE state IN ('pending', 'failed') AND blocked = 0) \
+           UNION ALL \
+           SELECT (SELECT MIN(queue) FROM jobs INDEXED BY jobs_ready_by_queue \
+                   WHERE state IN ('pending', 'failed') AND blocked = 0 AND queue > q.name) \
+           FROM q WHERE q.name IS NOT NULL) \
+         SELECT name FROM q WHERE name IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records one attempt's end if the job is still the runner's.
+fn finish_one(conn: &Connection, finish: &FinishParams<'_>) -> Result<bool> {
+    let owned = conn
+        .prepare_cached(
+            "SELECT 1 FROM jobs WHERE id = ?1 AND runner = ?2 AND runs = ?3 \
+             AND state = 'processing'",
+        )?
+        .exists(params![finish.id, finish.runner, finish.run])?;
+    if !owned {
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "UPDATE attempts SET finished_at = ?3, exit_code = ?4, outcome = ?5, error = ?6, \
+         output_bytes = ?7 WHERE job_id = ?1 AND run = ?2 AND outcome IS NULL",
+    )?
+    .execute(params![
+        finish.id,
+        finish.run,
+        finish.now,
+        finish.exit_code,
+        finish.outcome.as_str(),
+        finish.error,
+        finish.output_bytes,
+    ])?;
+    let uncount = i64::from(!finish.counts);
+    let definition: Option<String> = conn
+        .prepare_cached(
+            "UPDATE jobs SET state = ?3, exit_code = ?4, last_error = ?5, \
+             run_at = COALESCE(?6, run_at), finished_at = ?7, attempts = attempts - ?8, \
+             runner = NULL, lease_until = NULL, cancel_requested = 0, updated_at = ?9 \
+             WHERE id = ?1 AND runner = ?2 AND state = 'processing' RETURNING definition",
+        )?
+        .query_row(
+            params![
+                finish.id,
+                finish.runner,
+                finish.state.as_str(),
+                finish.exit_code,
+                finish.error,
+                finish.run_at,
+                finish.finished_at,
+                uncount,
+                finish.now,
+            ],
+            |row| row.get(0),
+        )?;
+    if definition.is_some() {
+        follow(conn, finish.id)?;
+    }
+    Ok(true)
+}
+
+/// An SQL condition on `column` for `filter`, and the value to bind to
+/// `?{param}`.
+pub(super) fn queue_condition(
+    filter: &QueueFilter,
+    column: &str,
+    param: usize,
+) -> (String, Option<String>) {
+    match filter {
+        QueueFilter::Any => ("1 = 1".into(), None),
+        QueueFilter::Except(queues) if queues.is_empty() => ("1 = 1".into(), None),
+        QueueFilter::Only(queues) if queues.len() == 1 => {
+            (format!("{column} = ?{param}"), Some(queues[0].clone()))
+        }
+        QueueFilter::Only(queues) => (
+            format!("{column} IN (SELECT value FROM json_each(?{param}))"),
+            Some(to_json(queues)),
+        ),
+        QueueFilter::Except(queues) => (
+            format!("{column} NOT IN (SELECT value FROM json_each(?{param}))"),
+            Some(to_json(queues)),
+        ),
+    }
+}
+
+fn is_primary_key_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
