@@ -10,10 +10,8 @@
 //! [`crate::sys::procwait`]); where neither works the attempt falls back
 //! to checking the child every 10 ms.
 
-use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +22,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, Signal, kill_process_group};
 
+use crate::logs::BoundedLog;
 use crate::sys::contain::{self, Cage};
 use crate::sys::procwait::ExitWatch;
 
@@ -342,162 +341,9 @@ fn drain_available(reader: &mut io::PipeReader, buf: &mut [u8], log: &mut Bounde
     }
 }
 
-/// An attempt's log file that keeps only the last `max` bytes. The file is
-/// created on the first byte (a quiet job leaves no file) with mode 0600.
-/// While the job runs the file may hold up to twice `max`; it is cut back to
-/// the tail whenever it passes that, and once more at the end, with a first
-/// line saying how much was dropped.
-#[derive(Debug)]
-pub struct BoundedLog {
-    path: PathBuf,
-    max: u64,
-    file: Option<File>,
-    len: u64,
-    dropped: u64,
-    produced: u64,
-    error: Option<String>,
-}
-
-impl BoundedLog {
-    pub fn new(path: PathBuf, max: u64) -> BoundedLog {
-        BoundedLog {
-            path,
-            max,
-            file: None,
-            len: 0,
-            dropped: 0,
-            produced: 0,
-            error: None,
-        }
-    }
-
-    /// Appends output; a failure to write stops the log, not the job.
-    pub fn write(&mut self, data: &[u8]) {
-        self.produced += data.len() as u64;
-        if self.error.is_some() {
-            self.dropped += data.len() as u64;
-            return;
-        }
-        if let Err(e) = self.try_write(data) {
-            self.error = Some(format!(
-                "output not kept: cannot write `{}`: {e}",
-                self.path.display()
-            ));
-            self.dropped += data.len() as u64;
-        }
-    }
-
-    fn try_write(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.max == 0 {
-            self.dropped += data.len() as u64;
-            return Ok(());
-        }
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => self.file.insert(create_log(&self.path)?),
-        };
-        file.write_all(data)?;
-        self.len += data.len() as u64;
-        if self.len > self.max.saturating_mul(2) {
-            self.keep_tail(None)?;
-        }
-        Ok(())
-    }
-
-    /// Cuts the file to its last `max` bytes, behind `header` if given.
-    fn keep_tail(&mut self, header: Option<&str>) -> io::Result<()> {
-        let Some(file) = &mut self.file else {
-            return Ok(());
-        };
-        let keep = self.len.min(self.max);
-        let mut tail = vec![0u8; keep as usize];
-        file.seek(SeekFrom::Start(self.len - keep))?;
-        file.read_exact(&mut tail)?;
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
-        if let Some(header) = header {
-            file.write_all(header.as_bytes())?;
-        }
-        file.write_all(&tail)?;
-        self.dropped += self.len - keep;
-        self.len = keep + header.map_or(0, |h| h.len() as u64);
-        Ok(())
-    }
-
-    /// Finishes the log; returns why output was lost, if it was.
-    pub fn finish(&mut self) -> Option<String> {
-        if self.error.is_none() && (self.len > self.max || self.dropped > 0) && self.file.is_some()
-        {
-            let dropped = self.dropped + self.len.saturating_sub(self.max);
-            let header = format!("[queuectl: {dropped} earlier bytes of output were dropped]\n");
-            if let Err(e) = self.keep_tail(Some(&header)) {
-                self.error = Some(format!("cannot trim `{}`: {e}", self.path.display()));
-            }
-        }
-        self.file = None;
-        self.error.clone()
-    }
-
-    /// Every byte the job wrote, kept or not.
-    pub fn total(&self) -> u64 {
-        self.produced
-    }
-}
-
-fn create_log(path: &Path) -> io::Result<File> {
-    if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bounded_log_keeps_the_tail() -> io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("logs/x.1.log");
-        let mut log = BoundedLog::new(path.clone(), 10);
-        for chunk in [
-            b"0123456789".as_slice(),
-            b"abcdefghij",
-            b"KLMNOPQRST",
-            b"uvw",
-        ] {
-            log.write(chunk);
-        }
-        assert_eq!(log.finish(), None);
-        assert_eq!(log.total(), 33);
-        let text = fs::read_to_string(&path)?;
-        assert_eq!(
-            text,
-            "[queuectl: 23 earlier bytes of output were dropped]\nNOPQRSTuvw"
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn a_quiet_job_leaves_no_log() {
-        let dir = tempfile::tempdir().ok();
-        let path = dir
-            .as_ref()
-            .map(|d| d.path().join("x.1.log"))
-            .unwrap_or_default();
-        let mut log = BoundedLog::new(path.clone(), 10);
-        assert_eq!(log.finish(), None);
-        assert!(!path.exists());
-    }
 
     fn spec<'a>(command: &'a str, dir: &Path, timeout: Option<Duration>) -> Spec<'a> {
         Spec {
@@ -521,7 +367,7 @@ mod tests {
         );
         assert_eq!((exit.code, exit.timed_out), (3, false));
         assert_eq!(
-            fs::read_to_string(dir.path().join("out.log"))?,
+            std::fs::read_to_string(dir.path().join("out.log"))?,
             "out\nerr\n"
         );
         let exit = run(&spec("kill -9 $$", dir.path(), None), &control);
@@ -564,7 +410,10 @@ mod tests {
                 watch_exit,
             );
             assert_eq!((exit.code, exit.timed_out), (3, false), "{way}");
-            assert_eq!(fs::read_to_string(dir.path().join("out.log"))?, "out\n");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("out.log"))?,
+                "out\n"
+            );
             let exit = run_with(
                 &spec(
                     "sleep 30 & wait",
