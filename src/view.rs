@@ -8,7 +8,7 @@ use crate::clock::{local, now_ms, relative};
 use crate::driver::{StopMode, WorkerInfo};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::job::{Job, JobState};
+use crate::job::Job;
 use crate::jobfile::{Jobfile, Trigger};
 use crate::output::{Cell, Painter, cell, state_style, table, truncate};
 use crate::trigger::cron;
@@ -95,7 +95,7 @@ pub fn jobs_table(jobs: &[Job], painter: Painter, verbose: bool) -> String {
         .iter()
         .map(|job| {
             let when = match job.state {
-                JobState::Pending | JobState::Failed if job.run_at > now => {
+                state if state.is_waiting() && job.run_at > now => {
                     format!("runs {}", relative(job.run_at, now))
                 }
                 _ => relative(job.updated_at, now),

@@ -123,6 +123,9 @@ fn definition_job(
     })?;
     let commit = jobfile_commit(&jobfile.path);
     let mut job = def.new_job(&jobfile.dir, Origin::Cli, commit.as_deref(), defaults.now);
+    // A watched or scheduled definition never runs two at once, by hand
+    // or not.
+    job.exclusive = crate::trigger::exclusive_key(def, None);
     if args.queue.is_some() {
         job.queue = defaults.queue.clone();
     }

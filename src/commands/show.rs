@@ -6,7 +6,7 @@ use crate::clock::{local, now_ms, relative};
 use crate::context::Context;
 use crate::duration::short;
 use crate::error::{EXIT_OK, Result};
-use crate::job::{Attempt, Job, JobState};
+use crate::job::{Attempt, Job, JobState, Payload};
 use crate::output::{BOLD, Painter, cell, print_json, print_out, state_style, table};
 
 #[derive(Debug, Serialize)]
@@ -31,7 +31,7 @@ pub fn run(context: &Context, arg: &str) -> Result<u8> {
     let id = store.resolve_job(arg)?;
     let job = store.job(&id)?;
     let attempts = store.attempts(&id)?;
-    let waiting_for = if matches!(job.state, JobState::Pending | JobState::Failed) {
+    let waiting_for = if job.state.is_waiting() {
         store
             .latest_states(&job.after)?
             .into_iter()
@@ -115,6 +115,10 @@ fn render(context: &Context, shown: &Shown) -> String {
     }
     for (key, value) in &job.env {
         lines.push(("env", format!("{key}={value}")));
+    }
+    // What its trigger gave it, as the command sees it.
+    for (key, value) in job.payload.iter().flat_map(Payload::env) {
+        lines.push(("trigger", format!("{key}={}", value.replace('\n', " "))));
     }
     lines.push((
         "created",

@@ -17,7 +17,6 @@ use crate::duration;
 use crate::engine::Engine;
 use crate::error::{EXIT_OK, Error, Result};
 use crate::exec::KILL_GRACE;
-use crate::job::JobState;
 use crate::job::names::validate_queue;
 use crate::output::{Painter, cell, print_json, print_out, table};
 use crate::report::Style;
@@ -211,10 +210,7 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
     // the queue.
     let mut interrupted = Vec::new();
     for (id, definition) in running {
-        if store
-            .job(&id)
-            .is_ok_and(|j| !j.state.is_finished() && j.state != JobState::Processing)
-        {
+        if store.job(&id).is_ok_and(|j| j.state.is_waiting()) {
             interrupted.push((id, definition));
         }
     }

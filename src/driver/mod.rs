@@ -1,7 +1,7 @@
 //! The storage driver: a trait of intent-named data operations ([`Ops`])
 //! over one transaction, and the side channels a queue needs beside its
 //! data ([`ChangeFeed`], [`OwnerLock`]). SQLite ([`sqlite`]) is the first
-//! driver; the conformance suite (`driver/tests.rs`) is written once and
+//! driver; the conformance suite (`driver/tests/`) is written once and
 //! run against every driver.
 //!
 //! A driver stores what it is told. It never decides a retry, a cascade,

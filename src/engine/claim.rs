@@ -169,6 +169,9 @@ impl Engine {
             if let Some(definition) = &done.job.definition {
                 deps::settle(ops, [definition.clone()], done.now)?;
             }
+            if params.state.is_waiting() {
+                deps::recheck(ops, std::slice::from_ref(&done.job.id), done.now)?;
+            }
             let claimed = match next {
                 Some(request) => claim_in(ops, request)?,
                 None => Vec::new(),

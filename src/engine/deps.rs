@@ -75,6 +75,22 @@ pub fn settle(
     Ok(())
 }
 
+/// Re-decides jobs that wait again after a run or a death (a retry, a
+/// rescue, a dlq retry): their dependencies may have moved meanwhile,
+/// when no cascade looked at them (it looks at waiting jobs only).
+pub fn recheck(ops: &mut dyn Ops, ids: &[String], now: i64) -> Result<()> {
+    let mut after = Vec::new();
+    for id in ids {
+        after.extend(ops.job(id)?.map(|job| job.after).unwrap_or_default());
+    }
+    after.sort();
+    after.dedup();
+    if after.is_empty() {
+        return Ok(());
+    }
+    settle(ops, after, now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

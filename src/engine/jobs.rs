@@ -41,7 +41,7 @@ impl Engine {
                 .flatten()
                 .ok_or_else(|| Error::UnknownJob(id.to_string()))?;
             match state {
-                JobState::Pending | JobState::Failed => {
+                state if state.is_waiting() => {
                     let moved = ops.cancel_waiting(&[id.to_string()], CANCELLED_BY_USER, now)?;
                     deps::settle(ops, moved.into_iter().filter_map(|m| m.definition), now)?;
                 }
@@ -68,6 +68,7 @@ impl Engine {
             let targets = dead_targets(ops, ids)?;
             let moved = ops.requeue_dead(&targets, keep_attempts, now)?;
             deps::settle(ops, moved.into_iter().filter_map(|m| m.definition), now)?;
+            deps::recheck(ops, &targets, now)?;
             Ok(targets.clone())
         })
     }

@@ -62,6 +62,13 @@ impl Engine {
                 orphans.iter().filter_map(|o| o.definition.clone()),
                 now,
             )?;
+            let retried: Vec<String> = orphans
+                .iter()
+                .zip(&decided)
+                .filter(|(_, (state, _))| state.is_waiting())
+                .map(|(orphan, _)| orphan.id.clone())
+                .collect();
+            deps::recheck(ops, &retried, now)?;
             Ok(Reclaimed {
                 workers,
                 jobs: orphans

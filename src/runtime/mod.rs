@@ -15,6 +15,7 @@
 
 mod jobfile;
 pub mod pools;
+mod registration;
 mod signals;
 pub mod slot;
 mod supervisor;

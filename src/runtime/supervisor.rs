@@ -44,6 +44,7 @@ use signal_hook::consts::SIGINT;
 
 use super::jobfile::Held;
 use super::pools::{Pool, labels, pools, served};
+use super::registration::register;
 use super::signals::SignalWatch;
 use super::slot::{self, PoolConfig, PoolMode, Shared, SlotState};
 use super::triggers::Scheduler;
@@ -52,15 +53,15 @@ use super::{
     limits_of,
 };
 use crate::clock::now_ms;
-use crate::driver::{ChangeFeed, Durability, Presence, Registration, StopMode};
+use crate::driver::{ChangeFeed, Durability};
 use crate::duration::as_millis_i64;
-use crate::engine::{Engine, random_unit};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::exec::{KILL_GRACE, StopReason};
 use crate::job::JobState;
 use crate::jobfile::{DEFAULT_LOG_MAX_BYTES, Jobfile};
-use crate::liveness::{Liveness, Verdict};
+use crate::liveness::Liveness;
 use crate::sys::contain::Containment;
 use crate::sys::host;
 use crate::trigger::watch::{JobfileWatch, TriggerWatch};
@@ -74,10 +75,10 @@ const COUNTS_EVERY: Duration = Duration::from_millis(200);
 /// lease and how often it proves it is alive.
 #[derive(Debug, Clone)]
 pub(super) struct Identity {
-    host: String,
-    view: Option<String>,
+    pub(super) host: String,
+    pub(super) view: Option<String>,
     pub(super) lease: Duration,
-    heartbeat: Duration,
+    pub(super) heartbeat: Duration,
 }
 
 /// A running slot.
@@ -107,12 +108,12 @@ pub(super) struct Supervisor<'a> {
     pub(super) engine: Engine,
     pub(super) identity: Identity,
     /// What this process saw of the other workers' heartbeats.
-    liveness: Liveness,
+    pub(super) liveness: Liveness,
     /// How the slots keep their jobs' processes together.
-    containment: Containment,
+    pub(super) containment: Containment,
     /// Declared dead by another worker: waiting for the slots to stop their
     /// jobs before registering again.
-    rejoining: bool,
+    pub(super) rejoining: bool,
     /// An edit of the jobfile that would cancel jobs, held until the file
     /// has stayed the same for [`super::SETTLE`].
     pub(super) held: Option<Held>,
@@ -124,20 +125,20 @@ pub(super) struct Supervisor<'a> {
     /// The last good jobfile.
     pub(super) jobfile: Option<Jobfile>,
     pub(super) events: &'a Sender<Event>,
-    signals: &'a SignalWatch,
-    feed: Option<Box<dyn ChangeFeed>>,
-    jobfile_watch: Option<JobfileWatch>,
-    drain_deadline: Option<Instant>,
-    kill_deadline: Option<Instant>,
+    pub(super) signals: &'a SignalWatch,
+    pub(super) feed: Option<Box<dyn ChangeFeed>>,
+    pub(super) jobfile_watch: Option<JobfileWatch>,
+    pub(super) drain_deadline: Option<Instant>,
+    pub(super) kill_deadline: Option<Instant>,
     /// A slot that failed: the process stops, and exits with its error.
-    fatal: Option<Error>,
-    seen_signals: usize,
+    pub(super) fatal: Option<Error>,
+    pub(super) seen_signals: usize,
     /// The cron schedules, in the `run` that owns the queue.
     pub(super) scheduler: Option<Scheduler>,
     /// The file-watch triggers, likewise (and not with `--no-watch`).
     pub(super) triggers: Option<TriggerWatch>,
     /// The number the next slot started gets.
-    next_slot: usize,
+    pub(super) next_slot: usize,
     clock: Clock,
 }
 
@@ -213,22 +214,6 @@ pub(super) fn supervise(
     let summary = result.map_err(Error::after_work)?;
     deregistered.map_err(Error::after_work)?;
     Ok(summary)
-}
-
-/// Registers a worker process under a new random id; returns it.
-fn register(engine: &mut Engine, identity: &Identity, pools: &[Pool]) -> Result<i64> {
-    let id = host::random_id();
-    engine.register_worker(&Registration {
-        id,
-        pid: std::process::id(),
-        host: &identity.host,
-        process_view: identity.view.as_deref(),
-        queues: &labels(pools),
-        slots: pools.iter().map(|p| p.slots).sum(),
-        lease_ms: as_millis_i64(identity.lease),
-        now: now_ms(),
-    })?;
-    Ok(id)
 }
 
 impl Supervisor<'_> {
@@ -537,7 +522,7 @@ impl Supervisor<'_> {
             .count()
     }
 
-    fn each_slot(&self, f: impl Fn(&SlotState)) {
+    pub(super) fn each_slot(&self, mut f: impl FnMut(&SlotState)) {
         for slot in self.pools.values().flat_map(|p| &p.slots) {
             f(&slot.state);
         }
@@ -633,12 +618,12 @@ impl Supervisor<'_> {
     }
 
     /// Moves to drain or force, once each.
-    fn stop(&mut self, mode: PoolMode, reason: &str) {
+    pub(super) fn stop(&mut self, mode: PoolMode, reason: &str) {
         self.stop_with(mode, reason, None);
     }
 
     /// [`Self::stop`], saying what stops at once (`again`: a second signal).
-    fn stop_with(&mut self, mode: PoolMode, reason: &str, again: Option<&str>) {
+    pub(super) fn stop_with(&mut self, mode: PoolMode, reason: &str, again: Option<&str>) {
         if !self.shared.escalate(mode) {
             return;
         }
@@ -656,115 +641,5 @@ impl Supervisor<'_> {
             self.each_slot(|s| s.control.stop(StopReason::Interrupt));
             self.kill_deadline = Some(Instant::now() + KILL_GRACE);
         }
-    }
-
-    /// This worker's stop request, and cancel requests for its jobs.
-    fn check_requests(&mut self) -> Result<()> {
-        let presence = self.engine.presence(self.shared.runner())?;
-        self.follow(presence);
-        for id in self.engine.cancel_requests(self.shared.runner())? {
-            self.each_slot(|s| {
-                if s.current().as_deref() == Some(id.as_str()) {
-                    s.control.stop(StopReason::Cancel);
-                }
-            });
-        }
-        Ok(())
-    }
-
-    /// What this worker's registration says: a stop request to follow, or
-    /// that it was declared dead.
-    fn follow(&mut self, presence: Presence) {
-        match presence {
-            Presence::Alive(Some(StopMode::Force)) => {
-                self.stop(PoolMode::Force, "worker stop --force");
-            }
-            Presence::Alive(Some(StopMode::Drain)) => self.stop(PoolMode::Drain, "worker stop"),
-            Presence::Alive(None) => {}
-            Presence::Gone => self.declared_dead(),
-        }
-    }
-
-    /// Another worker declared this one dead (it was silent past its lease:
-    /// suspended, or starved) and rescued its jobs. Claim nothing, stop the
-    /// running jobs (their results would be discarded anyway: the rescuer's
-    /// history stands), and rejoin under a new id once they have stopped.
-    fn declared_dead(&mut self) {
-        if self.rejoining {
-            return;
-        }
-        self.rejoining = true;
-        self.shared.suspended.store(true, Ordering::SeqCst);
-        let mut stopped = Vec::new();
-        for slot in self.pools.values().flat_map(|p| &p.slots) {
-            if let Some(id) = slot.state.current() {
-                slot.state.control.stop(StopReason::Rescued);
-                stopped.push(id);
-            }
-        }
-        if !stopped.is_empty() {
-            self.kill_deadline
-                .get_or_insert(Instant::now() + KILL_GRACE);
-        }
-        let _ = self.events.send(Event::DeclaredDead {
-            stopped,
-            lease_ms: u64::try_from(self.identity.lease.as_millis()).unwrap_or(u64::MAX),
-        });
-    }
-
-    /// Registers again, under a new id, after being declared dead.
-    fn rejoin(&mut self) -> Result<()> {
-        let id = register(&mut self.engine, &self.identity, &self.desired)?;
-        self.shared.set_runner(id);
-        self.liveness = Liveness::default();
-        self.rejoining = false;
-        if self.shared.mode() == PoolMode::Run {
-            // The jobs it stopped have ended: nothing is left to kill, and
-            // the jobs it claims from now on are not to be.
-            self.kill_deadline = None;
-        }
-        self.shared.suspended.store(false, Ordering::SeqCst);
-        self.shared.waker.notify();
-        Ok(())
-    }
-
-    /// Declares dead the workers this process saw die (see
-    /// [`crate::liveness`]) and rescues their jobs, and any job whose
-    /// worker is no longer registered.
-    fn rescue(&mut self) -> Result<()> {
-        let workers = self.engine.workers()?;
-        let dead = self.liveness.judge(
-            &workers,
-            self.shared.runner(),
-            self.identity.view.as_deref(),
-            Instant::now(),
-            |pid| pid == std::process::id() || host::pid_alive(pid),
-        );
-        if dead.is_empty() && !self.engine.has_orphaned_jobs()? {
-            return Ok(());
-        }
-        let named: Vec<(i64, i64)> = dead.iter().map(|d| (d.id, d.heartbeat_at)).collect();
-        let reclaimed = self.engine.rescue(&named, now_ms(), random_unit())?;
-        for worker in &dead {
-            if worker.verdict == Verdict::Gone
-                && reclaimed.workers.iter().any(|(id, ..)| *id == worker.id)
-            {
-                // Its orphans would run on beside the rescued jobs.
-                self.containment.kill_remains_of(worker.id);
-            }
-        }
-        let worker = match dead.as_slice() {
-            [one] => one.describe(),
-            [] => "a worker no longer registered".to_string(),
-            many => format!("{} dead workers", many.len()),
-        };
-        for (id, dead) in reclaimed.jobs {
-            let _ = self.events.send(Event::Reclaimed {
-                id,
-                dead,
-                worker: worker.clone(),
-            });
-        }
-        Ok(())
     }
 }

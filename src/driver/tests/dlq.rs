@@ -1,0 +1,158 @@
+//! The dead letter queue, pruning, and the user's cancel.
+
+use super::*;
+
+// ---------------------------------------------------------------------
+// The dead letter queue and pruning.
+// ---------------------------------------------------------------------
+
+pub(super) fn dead_letter_queue_and_pruning(q: &mut Queue) -> Result<()> {
+    let e = &mut q.engine;
+    register(e, W)?;
+    run_to_end(e, job("d1"), &dead(), 1, NOW + 1)?;
+    run_to_end(e, job("d2"), &dead(), 1, NOW + 2)?;
+    run_to_end(e, job_in("d3", "batch"), &dead(), 2, NOW + 3)?;
+    run_to_end(e, job("c1"), &completed(), 0, NOW + 4)?;
+    insert(e, &[job("x1"), job("p1")])?;
+    e.write(|ops| ops.cancel_waiting(&strings(&["x1"]), "no", NOW + 5))?;
+
+    assert_eq!(e.read(|ops| ops.dead_ids())?, ["d1", "d2", "d3"]);
+    assert_eq!(
+        e.dlq_stats()?
+            .into_iter()
+            .map(|s| (s.queue, s.exit_code, s.count, s.newest_at))
+            .collect::<Vec<_>>(),
+        [
+            ("batch".to_string(), Some(2), 1, Some(NOW + 3)),
+            ("default".to_string(), Some(1), 2, Some(NOW + 2)),
+        ],
+        "dead jobs by queue and exit code"
+    );
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    let finished_before = |e: &mut Engine, states: &[JobState], before: i64| {
+        e.read(|ops| ops.finished_before(states, before))
+            .map(sorted)
+    };
+    assert_eq!(
+        finished_before(e, &[JobState::Completed, JobState::Cancelled], NOW + 5)?,
+        ["c1"],
+        "finished strictly before"
+    );
+    assert_eq!(
+        finished_before(e, &[JobState::Completed, JobState::Cancelled], NOW + 6)?,
+        ["c1", "x1"]
+    );
+    assert_eq!(
+        finished_before(e, &[JobState::Dead], NOW + 3)?,
+        ["d1", "d2"]
+    );
+    let dead_beyond = |e: &mut Engine, keep: u64, older_than: i64| {
+        e.read(|ops| ops.dead_beyond(keep, older_than)).map(sorted)
+    };
+    assert_eq!(dead_beyond(e, 1, 0)?, ["d1", "d2"], "keep the newest 1");
+    assert_eq!(dead_beyond(e, 0, 0)?, ["d1", "d2", "d3"], "keep none");
+    assert_eq!(dead_beyond(e, 10, NOW + 2)?, ["d1"], "older than");
+    assert_eq!(dead_beyond(e, 2, NOW + 2)?, ["d1"], "either");
+    assert!(dead_beyond(e, 10, 0)?.is_empty());
+
+    // Requeue: attempts reset unless kept; only dead jobs.
+    let moved = e.write(|ops| ops.requeue_dead(&strings(&["d1", "c1"]), false, NOW + 10))?;
+    assert_eq!(
+        moved,
+        [Moved {
+            id: "d1".into(),
+            definition: None
+        }],
+        "a completed job is not requeued"
+    );
+    e.write(|ops| ops.requeue_dead(&strings(&["d2"]), true, NOW + 10))?;
+    let requeued = |e: &mut Engine, id: &str| -> Result<_> {
+        let j = e.job(id)?;
+        Ok((
+            j.state,
+            j.attempts,
+            j.runs,
+            j.run_at,
+            j.finished_at,
+            j.reason,
+        ))
+    };
+    assert_eq!(
+        requeued(e, "d1")?,
+        (JobState::Pending, 0, 1, NOW + 10, None, None),
+        "attempts reset"
+    );
+    assert_eq!(
+        requeued(e, "d2")?,
+        (JobState::Pending, 1, 1, NOW + 10, None, None),
+        "attempts kept"
+    );
+    assert_eq!(state(e, "c1")?, JobState::Completed);
+
+    // Delete: run counts, attempts gone with their job.
+    let deleted = e.write(|ops| ops.delete_jobs(&strings(&["d3", "c1", "nope"])))?;
+    assert_eq!(deleted, [("d3".to_string(), 1), ("c1".to_string(), 1)]);
+    assert!(e.read(|ops| ops.job("d3"))?.is_none());
+    assert!(attempt_rows(e, "d3")?.is_empty(), "its attempts too");
+    assert!(e.dlq_stats()?.is_empty(), "no dead job left");
+
+    // The engine's user transitions: all or nothing.
+    let failed = e.dlq_retry(&strings(&["d1"]), false, NOW + 11);
+    assert_eq!(input_error(failed), "job `d1` is pending, not dead");
+    assert!(matches!(
+        e.dlq_remove(&strings(&["ghost"])),
+        Err(Error::UnknownJob(id)) if id == "ghost"
+    ));
+    let pruned = e.prune(&[JobState::Cancelled], NOW + 6)?;
+    assert_eq!(pruned, [("x1".to_string(), 0)], "prune: run counts");
+    Ok(())
+}
+
+pub(super) fn engine_cancel(q: &mut Queue) -> Result<()> {
+    let e = &mut q.engine;
+    register(e, W)?;
+    run_to_end(e, job("done"), &completed(), 0, NOW)?;
+    insert(e, &[job("run")])?;
+    claim_only(e, W, "run")?;
+    insert(e, &[job("wait")])?;
+
+    assert_eq!(e.cancel("wait", NOW + 1)?, JobState::Pending);
+    let wait = e.job("wait")?;
+    assert_eq!(
+        (wait.state, wait.reason.as_deref(), wait.finished_at),
+        (
+            JobState::Cancelled,
+            Some("cancelled by user"),
+            Some(NOW + 1)
+        ),
+        "a waiting job is cancelled at once"
+    );
+    assert_eq!(e.cancel("run", NOW + 2)?, JobState::Processing);
+    assert_eq!(
+        (state(e, "run")?, e.cancel_requests(W)?),
+        (JobState::Processing, strings(&["run"])),
+        "a running job is flagged for its worker"
+    );
+    assert_eq!(
+        input_error(e.cancel("done", NOW + 3)),
+        "job `done` is already completed; only pending, failed or processing jobs can be cancelled"
+    );
+    assert_eq!(
+        input_error(e.cancel("wait", NOW + 3)),
+        "job `wait` is already cancelled; only pending, failed or processing jobs can be cancelled"
+    );
+    assert!(matches!(e.cancel("ghost", NOW), Err(Error::UnknownJob(_))));
+    assert!(
+        e.write(|ops| ops.cancel_waiting(&strings(&["run", "done"]), "no", NOW + 4))?
+            .is_empty(),
+        "cancel_waiting leaves running and finished jobs alone"
+    );
+    assert_eq!(
+        (state(e, "run")?, state(e, "done")?),
+        (JobState::Processing, JobState::Completed)
+    );
+    Ok(())
+}
