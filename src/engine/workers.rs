@@ -38,6 +38,12 @@ impl Engine {
         self.read(|ops| ops.cancel_requests(runner))
     }
 
+    /// What a worker is asked, in one read: its registration (a stop
+    /// request, or gone) and the cancel requests of its running jobs.
+    pub fn requests(&mut self, runner: i64) -> Result<(Presence, Vec<String>)> {
+        self.read(|ops| Ok((ops.presence(runner)?, ops.cancel_requests(runner)?)))
+    }
+
     /// Removes a worker's row as it exits.
     pub fn deregister_worker(&mut self, runner: i64) -> Result<()> {
         self.write(|ops| ops.deregister_worker(runner))

@@ -38,9 +38,9 @@ pub(super) fn register(engine: &mut Engine, identity: &Identity, pools: &[Pool])
 impl Supervisor<'_> {
     /// This worker's stop request, and cancel requests for its jobs.
     pub(super) fn check_requests(&mut self) -> Result<()> {
-        let presence = self.engine.presence(self.shared.runner())?;
+        let (presence, cancels) = self.engine.requests(self.shared.runner())?;
         self.follow(presence);
-        for id in self.engine.cancel_requests(self.shared.runner())? {
+        for id in cancels {
             self.each_slot(|s| {
                 if s.current().as_deref() == Some(id.as_str()) {
                     s.control.stop(StopReason::Cancel);

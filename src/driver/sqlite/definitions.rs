@@ -15,10 +15,10 @@ use crate::job::{JobState, NewJob};
 
 impl Definitions for SqliteOps<'_> {
     fn latest_runs(&mut self) -> Result<BTreeMap<String, LatestRun>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT name, job_id, state, reason, spec_hash, command, env, cwd, removed_at, inputs \
-             FROM definitions",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM definitions",
+            rows::latest::COLUMNS
+        ))?;
         let rows = stmt.query_map([], rows::latest)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

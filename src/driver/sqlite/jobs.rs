@@ -445,25 +445,93 @@ const CLAIMABLE: &str = "c.state IN ('pending', 'failed') AND c.blocked = 0 AND 
     AND (c.exclusive IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r INDEXED BY jobs_exclusive \
     WHERE r.exclusive = c.exclusive AND r.state = 'processing'))";
 
+/// Moves the job `?4` names (an id, or a subquery choosing one) to
+/// `processing` for runner `?1`, if the runner is still registered.
+const CLAIM_UPDATE: &str = "UPDATE jobs SET state = 'processing', attempts = attempts + 1, \
+    runs = runs + 1, runner = ?1, lease_until = ?2, started_at = ?3, updated_at = ?3, \
+    exit_code = NULL WHERE state IN ('pending', 'failed') \
+    AND EXISTS (SELECT 1 FROM workers w WHERE w.id = ?1) AND id = ";
+
+/// The statements of a claim, by the shape of its queue filter: built
+/// once, not at each claim.
+struct ClaimSql {
+    /// The best claimable job's id (`?4`: the filter's value, if any).
+    best: String,
+    /// The claim of that job, in one statement.
+    claim: String,
+}
+
+fn claim_sql(filter: &QueueFilter) -> &'static ClaimSql {
+    use std::sync::LazyLock;
+    fn build(filter: &str, index: &str) -> ClaimSql {
+        let best = format!(
+            "SELECT c.id FROM jobs c INDEXED BY {index} WHERE {CLAIMABLE} AND {filter} \
+             ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1"
+        );
+        let claim = format!("{CLAIM_UPDATE}({best}) RETURNING {CLAIMED_COLUMNS}");
+        ClaimSql { best, claim }
+    }
+    static ANY: LazyLock<ClaimSql> = LazyLock::new(|| build("1 = 1", "jobs_ready"));
+    static ONE: LazyLock<ClaimSql> = LazyLock::new(|| build("c.queue = ?4", "jobs_ready_by_queue"));
+    static SOME: LazyLock<ClaimSql> =
+        LazyLock::new(|| build("c.queue IN (SELECT value FROM json_each(?4))", "jobs_ready"));
+    static ALL_BUT: LazyLock<ClaimSql> = LazyLock::new(|| {
+        build(
+            "c.queue NOT IN (SELECT value FROM json_each(?4))",
+            "jobs_ready",
+        )
+    });
+    match filter {
+        QueueFilter::Any => &ANY,
+        QueueFilter::Except(queues) if queues.is_empty() => &ANY,
+        QueueFilter::Only(queues) if queues.len() == 1 => &ONE,
+        QueueFilter::Only(_) => &SOME,
+        QueueFilter::Except(_) => &ALL_BUT,
+    }
+}
+
+/// The value a claim statement binds to `?4` for `filter`, if any.
+fn filter_value(filter: &QueueFilter) -> Option<String> {
+    match filter {
+        QueueFilter::Any => None,
+        QueueFilter::Except(queues) if queues.is_empty() => None,
+        QueueFilter::Only(queues) if queues.len() == 1 => Some(queues[0].clone()),
+        QueueFilter::Only(queues) | QueueFilter::Except(queues) => Some(to_json(queues)),
+    }
+}
+
 /// One claim: the best claimable job, moved to `processing` for the
 /// runner (only if the runner is still registered), plus the attempt's
-/// row.
+/// row. Without excluded queues it is one statement over a ready index,
+/// which holds the claim's order, so the first row that qualifies is the
+/// one (left to itself the planner takes the state index and sorts every
+/// waiting job on each claim).
 fn claim_one(conn: &Connection, params: &ClaimParams<'_>) -> Result<Option<Claimed>> {
-    let Some(id) = find_claimable(conn, params)? else {
-        return Ok(None);
+    let claimed = if params.exclude.is_empty() {
+        let value = filter_value(params.queues);
+        let mut args: Vec<&dyn ToSql> = vec![&params.runner, &params.lease_until, &params.now];
+        if let Some(value) = &value {
+            args.push(value);
+        }
+        conn.prepare_cached(&claim_sql(params.queues).claim)?
+            .query_row(args.as_slice(), rows::claimed)
+            .optional()?
+    } else {
+        match best_of_queues(conn, params)? {
+            Some(id) => {
+                static BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!("{CLAIM_UPDATE}?4 RETURNING {CLAIMED_COLUMNS}")
+                });
+                conn.prepare_cached(&BY_ID)?
+                    .query_row(
+                        params![params.runner, params.lease_until, params.now, id],
+                        rows::claimed,
+                    )
+                    .optional()?
+            }
+            None => None,
+        }
     };
-    let claimed = conn
-        .prepare_cached(&format!(
-            "UPDATE jobs SET state = 'processing', attempts = attempts + 1, runs = runs + 1, \
-             runner = ?1, lease_until = ?2, started_at = ?3, updated_at = ?3, exit_code = NULL \
-             WHERE id = ?4 AND state IN ('pending', 'failed') \
-             AND EXISTS (SELECT 1 FROM workers w WHERE w.id = ?1) RETURNING {CLAIMED_COLUMNS}"
-        ))?
-        .query_row(
-            params![params.runner, params.lease_until, params.now, id],
-            rows::claimed,
-        )
-        .optional()?;
     if let Some(job) = &claimed {
         conn.prepare_cached(
             "INSERT OR REPLACE INTO attempts (job_id, run, runner, started_at) VALUES (?1, ?2, ?3, ?4)",
@@ -481,32 +549,17 @@ pub(super) fn find_claimable(
     conn: &Connection,
     params: &ClaimParams<'_>,
 ) -> Result<Option<String>> {
-    if params.exclude.is_empty() {
-        best_of_filter(conn, params)
-    } else {
-        best_of_queues(conn, params)
+    if !params.exclude.is_empty() {
+        return best_of_queues(conn, params);
     }
-}
-
-/// The best job of the filter's queues: the first row that qualifies on a
-/// ready index, which holds the claim's order. (Left to itself the planner
-/// takes the state index and sorts every waiting job on each claim.)
-fn best_of_filter(conn: &Connection, params: &ClaimParams<'_>) -> Result<Option<String>> {
-    let (queue_filter, queue_value) = queue_condition(params.queues, "c.queue", 4);
-    let index = match params.queues {
-        QueueFilter::Only(queues) if queues.len() == 1 => "jobs_ready_by_queue",
-        _ => "jobs_ready",
-    };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT c.id FROM jobs c INDEXED BY {index} WHERE {CLAIMABLE} AND {queue_filter} \
-         ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1"
-    ))?;
+    let value = filter_value(params.queues);
     // ?1 and ?2 are not used here; numbered as in the claim, so bound.
     let mut args: Vec<&dyn ToSql> = vec![&params.runner, &params.lease_until, &params.now];
-    if let Some(value) = &queue_value {
+    if let Some(value) = &value {
         args.push(value);
     }
-    Ok(stmt
+    Ok(conn
+        .prepare_cached(&claim_sql(params.queues).best)?
         .query_row(args.as_slice(), |row| row.get(0))
         .optional()?)
 }
@@ -562,17 +615,37 @@ fn waiting_queues(conn: &Connection) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Records one attempt's end if the job is still the runner's.
+/// Records one attempt's end if the job is still the runner's: the job's
+/// update is the ownership check (its runner, run and `processing`).
 fn finish_one(conn: &Connection, finish: &FinishParams<'_>) -> Result<bool> {
-    let owned = conn
+    let uncount = i64::from(!finish.counts);
+    let moved: Option<Option<String>> = conn
         .prepare_cached(
-            "SELECT 1 FROM jobs WHERE id = ?1 AND runner = ?2 AND runs = ?3 \
-             AND state = 'processing'",
+            "UPDATE jobs SET state = ?4, exit_code = ?5, last_error = ?6, \
+             run_at = COALESCE(?7, run_at), finished_at = ?8, attempts = attempts - ?9, \
+             runner = NULL, lease_until = NULL, cancel_requested = 0, updated_at = ?10 \
+             WHERE id = ?1 AND runner = ?2 AND runs = ?3 AND state = 'processing' \
+             RETURNING definition",
         )?
-        .exists(params![finish.id, finish.runner, finish.run])?;
-    if !owned {
+        .query_row(
+            params![
+                finish.id,
+                finish.runner,
+                finish.run,
+                finish.state.as_str(),
+                finish.exit_code,
+                finish.error,
+                finish.run_at,
+                finish.finished_at,
+                uncount,
+                finish.now,
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(definition) = moved else {
         return Ok(false);
-    }
+    };
     conn.prepare_cached(
         "UPDATE attempts SET finished_at = ?3, exit_code = ?4, outcome = ?5, error = ?6, \
          output_bytes = ?7 WHERE job_id = ?1 AND run = ?2 AND outcome IS NULL",
@@ -586,28 +659,6 @@ fn finish_one(conn: &Connection, finish: &FinishParams<'_>) -> Result<bool> {
         finish.error,
         finish.output_bytes,
     ])?;
-    let uncount = i64::from(!finish.counts);
-    let definition: Option<String> = conn
-        .prepare_cached(
-            "UPDATE jobs SET state = ?3, exit_code = ?4, last_error = ?5, \
-             run_at = COALESCE(?6, run_at), finished_at = ?7, attempts = attempts - ?8, \
-             runner = NULL, lease_until = NULL, cancel_requested = 0, updated_at = ?9 \
-             WHERE id = ?1 AND runner = ?2 AND state = 'processing' RETURNING definition",
-        )?
-        .query_row(
-            params![
-                finish.id,
-                finish.runner,
-                finish.state.as_str(),
-                finish.exit_code,
-                finish.error,
-                finish.run_at,
-                finish.finished_at,
-                uncount,
-                finish.now,
-            ],
-            |row| row.get(0),
-        )?;
     if definition.is_some() {
         follow(conn, finish.id)?;
     }

@@ -149,17 +149,18 @@ impl Workers for SqliteOps<'_> {
     }
 
     fn orphaned_jobs(&mut self) -> Result<Vec<Orphan>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, definition, attempts, max_retries, backoff_base, max_delay_ms, jitter, \
-             no_retry_codes FROM jobs j WHERE state = 'processing' AND (runner IS NULL \
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM jobs j WHERE state = 'processing' AND (runner IS NULL \
              OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = j.runner)) ORDER BY id",
-        )?;
+            rows::orphan::COLUMNS
+        ))?;
         let rows = stmt.query_map([], |row| {
+            use rows::orphan as c;
             Ok(Orphan {
-                id: row.get("id")?,
-                definition: row.get("definition")?,
-                attempts: row.get("attempts")?,
-                retry: rows::retry(row)?,
+                id: row.get(c::id)?,
+                definition: row.get(c::definition)?,
+                attempts: row.get(c::attempts)?,
+                retry: rows::retry(row, c::max_retries)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
