@@ -171,14 +171,14 @@ fn stop(context: &Context, args: &WorkerStopArgs) -> Result<u8> {
     } else {
         StopMode::Drain
     };
-    let workers = store.request_stop(mode)?;
+    let asked = store.request_stop(mode)?;
+    let (workers, running) = (asked.workers, asked.running);
     if workers.is_empty() {
         if !context.quiet {
             eprintln!("no workers are running");
         }
         return Ok(EXIT_OK);
     }
-    let running = store.running_jobs(&workers.iter().map(|w| w.id).collect::<Vec<_>>())?;
     let view = host::process_view();
     let mut left = wait_for_exit(
         &mut store,

@@ -33,6 +33,7 @@ pub use claim::{ClaimRequest, Done};
 pub use finish::{AttemptEnd, Ended};
 pub use rescue::Reclaimed;
 pub use triggers::{TickOutcome, WatchOutcome};
+pub use workers::StopRequested;
 
 use crate::driver::{self, ChangeFeed, Driver, Durability, Location, Ops, OwnerLock};
 use crate::error::{Error, Result};

@@ -49,11 +49,24 @@ impl Engine {
         self.write(|ops| ops.deregister_worker(runner))
     }
 
-    /// Asks every registered worker to stop; returns them.
-    pub fn request_stop(&mut self, mode: StopMode) -> Result<Vec<WorkerInfo>> {
+    /// Asks every registered worker to stop; returns them, and the jobs
+    /// they were running when asked (id, definition): read in the same
+    /// transaction, before any worker could act on the request.
+    pub fn request_stop(&mut self, mode: StopMode) -> Result<StopRequested> {
         self.write(|ops| {
             ops.request_stop(mode)?;
-            ops.workers()
+            let workers = ops.workers()?;
+            let ids: Vec<i64> = workers.iter().map(|w| w.id).collect();
+            let running = ops.running_jobs(&ids)?;
+            Ok(StopRequested { workers, running })
         })
     }
+}
+
+/// What [`Engine::request_stop`] asked.
+#[derive(Debug)]
+pub struct StopRequested {
+    pub workers: Vec<WorkerInfo>,
+    /// The jobs they were running: (id, definition).
+    pub running: Vec<(String, Option<String>)>,
 }

@@ -369,8 +369,20 @@ pub(super) fn workers_and_stop_requests(q: &mut Queue) -> Result<()> {
     // Stop requests: force is never weakened.
     let stopping = e.request_stop(StopMode::Drain)?;
     assert_eq!(
-        stopping.iter().map(|w| (w.id, w.stop)).collect::<Vec<_>>(),
+        stopping
+            .workers
+            .iter()
+            .map(|w| (w.id, w.stop))
+            .collect::<Vec<_>>(),
         [(7, Some(StopMode::Drain))]
+    );
+    assert_eq!(
+        stopping.running,
+        [
+            ("a".to_string(), None),
+            ("b".to_string(), Some("build".into()))
+        ],
+        "the jobs running when the workers were asked"
     );
     assert_eq!(e.presence(7)?, Presence::Alive(Some(StopMode::Drain)));
     register(e, 8)?;
