@@ -1,7 +1,19 @@
 //! What the long-running parts report. Workers and the supervisor never
-//! print: they send [`Event`]s, and one reporter renders them.
+//! print: they send [`Event`]s through a [`channel`], and one reporter
+//! renders them.
+//!
+//! The channel delivers in batches: a send only pushes onto a queue, and
+//! wakes the reporter only when it sleeps on an empty queue; after each
+//! batch the reporter lets [`FRAME`] pass before it takes the next. Two
+//! events per job would otherwise wake the reporter twice per job (and
+//! the slot that sent them must hand over the CPU), which at thousands
+//! of jobs a second cost more than the queue itself. A line shows at
+//! most one frame late; the last events are never lost: the reporter
+//! drains the queue once every sender is gone.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -112,4 +124,219 @@ pub enum Event {
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How long the reporter lets events gather after a batch.
+pub const FRAME: Duration = Duration::from_millis(50);
+
+/// Creates a channel of events: senders for the long-running parts, one
+/// receiver for the reporter.
+pub fn channel() -> (Sender, Receiver) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            senders: 1,
+            sleeping: false,
+        }),
+        wake: Condvar::new(),
+    });
+    (
+        Sender {
+            shared: Arc::clone(&shared),
+        },
+        Receiver {
+            shared,
+            batch: VecDeque::new(),
+            last_batch: None,
+            frame: FRAME,
+        },
+    )
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Debug)]
+struct State {
+    queue: VecDeque<Event>,
+    senders: usize,
+    /// The receiver waits on the condition for the queue to fill.
+    sleeping: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The sending half; clones send to the same receiver.
+#[derive(Debug)]
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl Sender {
+    /// Queues `event`; wakes the receiver only if it sleeps on an empty
+    /// queue. Events sent after the receiver is gone are dropped.
+    pub fn send(&self, event: Event) {
+        let mut state = self.shared.lock();
+        state.queue.push_back(event);
+        if state.sleeping {
+            state.sleeping = false;
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Sender {
+        self.shared.lock().senders += 1;
+        Sender {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.senders -= 1;
+        if state.senders == 0 && state.sleeping {
+            state.sleeping = false;
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+/// The receiving half: every event, in the order sent, until every
+/// sender is gone.
+#[derive(Debug)]
+pub struct Receiver {
+    shared: Arc<Shared>,
+    /// The batch taken last, being handed out.
+    batch: VecDeque<Event>,
+    last_batch: Option<Instant>,
+    frame: Duration,
+}
+
+impl Receiver {
+    /// The next event if one was sent; `Err(true)` when none is left and
+    /// every sender is gone, `Err(false)` when none is waiting now.
+    pub fn try_recv(&mut self) -> Result<Event, bool> {
+        if let Some(event) = self.batch.pop_front() {
+            return Ok(event);
+        }
+        let mut state = self.shared.lock();
+        match state.queue.pop_front() {
+            Some(event) => Ok(event),
+            None => Err(state.senders == 0),
+        }
+    }
+
+    /// Takes the next batch: waits for the frame since the last one to
+    /// pass (unless every sender is gone), then for an event.
+    fn refill(&mut self) {
+        if let Some(last) = self.last_batch {
+            let rest = self.frame.saturating_sub(last.elapsed());
+            if !rest.is_zero() && self.shared.lock().senders > 0 {
+                std::thread::sleep(rest);
+            }
+        }
+        let mut state = self.shared.lock();
+        while state.queue.is_empty() && state.senders > 0 {
+            state.sleeping = true;
+            state = self
+                .shared
+                .wake
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        state.sleeping = false;
+        std::mem::swap(&mut self.batch, &mut state.queue);
+        self.last_batch = Some(Instant::now());
+    }
+}
+
+impl Iterator for Receiver {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        if self.batch.is_empty() {
+            self.refill();
+        }
+        self.batch.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warning(n: usize) -> Event {
+        Event::Warning {
+            message: n.to_string(),
+        }
+    }
+
+    fn number(event: &Event) -> usize {
+        match event {
+            Event::Warning { message } => message.parse().unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        }
+    }
+
+    #[test]
+    fn every_event_arrives_in_order_until_the_senders_are_gone() {
+        let (sender, receiver) = channel();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    for n in 0..1000 {
+                        sender.send(warning(t * 1000 + n));
+                    }
+                })
+            })
+            .collect();
+        drop(sender);
+        let received: Vec<usize> = receiver.map(|e| number(&e)).collect();
+        for thread in threads {
+            assert!(thread.join().is_ok());
+        }
+        assert_eq!(received.len(), 4000);
+        for t in 0..4 {
+            let own: Vec<usize> = received.iter().copied().filter(|n| n / 1000 == t).collect();
+            assert_eq!(own, (t * 1000..(t + 1) * 1000).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn events_sent_during_a_frame_come_as_one_batch() {
+        let (sender, mut receiver) = channel();
+        receiver.frame = Duration::from_secs(3600);
+        sender.send(warning(0));
+        assert_eq!(receiver.next().as_ref().map(number), Some(0));
+        sender.send(warning(1));
+        sender.send(warning(2));
+        // The frame has not passed, but the senders are gone: the rest
+        // arrives at once.
+        drop(sender);
+        let started = Instant::now();
+        assert_eq!(receiver.map(|e| number(&e)).collect::<Vec<_>>(), [1, 2]);
+        assert!(started.elapsed() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn try_recv_tells_empty_from_closed() {
+        let (sender, mut receiver) = channel();
+        assert_eq!(receiver.try_recv().err(), Some(false));
+        sender.send(warning(7));
+        assert_eq!(receiver.try_recv().ok().as_ref().map(number), Some(7));
+        drop(sender);
+        assert_eq!(receiver.try_recv().err(), Some(true));
+    }
 }

@@ -143,14 +143,24 @@ pub struct Exit {
 /// tests of the other ways.
 pub(crate) type WatchExit = fn(&Child) -> io::Result<ExitWatch>;
 
-/// Runs one attempt to its end.
-pub fn run(spec: &Spec<'_>, control: &Control) -> Exit {
-    run_with(spec, control, ExitWatch::new)
+/// The size of the buffer an attempt reads its output with (see [`run`]).
+pub const READ_BUFFER: usize = 64 * 1024;
+
+/// Runs one attempt to its end, reading its output through `buf` (the
+/// slot's, reused by every attempt: a fresh zeroed buffer per job cost
+/// more than the rest of the attempt's bookkeeping).
+pub fn run(spec: &Spec<'_>, control: &Control, buf: &mut [u8]) -> Exit {
+    run_with(spec, control, ExitWatch::new, buf)
 }
 
 /// [`run`], watching the child's exit with `watch_exit` (without a watch:
 /// every 10 ms).
-pub(crate) fn run_with(spec: &Spec<'_>, control: &Control, watch_exit: WatchExit) -> Exit {
+pub(crate) fn run_with(
+    spec: &Spec<'_>,
+    control: &Control,
+    watch_exit: WatchExit,
+    buf: &mut [u8],
+) -> Exit {
     let started = Instant::now();
     control.stop.store(StopReason::None as u8, Ordering::SeqCst);
     let cannot_start = |error: String| Exit {
@@ -176,7 +186,15 @@ pub(crate) fn run_with(spec: &Spec<'_>, control: &Control, watch_exit: WatchExit
         control.signal(pgid, Signal::TERM);
     }
     let mut log = BoundedLog::new(spec.log_path.clone(), spec.log_max_bytes);
-    let waited = watch(child, reader, watch_exit, spec.timeout, control, &mut log);
+    let waited = watch(
+        child,
+        reader,
+        watch_exit,
+        spec.timeout,
+        control,
+        &mut log,
+        buf,
+    );
     // Whatever the job left behind goes with it: its group, and what left
     // the group (its cgroup, or the orphans this process adopted).
     signal_group(pgid, Signal::KILL);
@@ -207,12 +225,30 @@ pub(crate) fn run_with(spec: &Spec<'_>, control: &Control, watch_exit: WatchExit
     }
 }
 
+/// The shell jobs run in: `sh` as found on the worker's `PATH` when it
+/// started, by its full path, so a spawn does not try each directory of
+/// `PATH` in turn (each failed `execve` on the way costs as much as a
+/// small job's own bookkeeping). Without one on `PATH`, plain `sh`.
+fn shell() -> &'static Path {
+    static SHELL: OnceLock<PathBuf> = OnceLock::new();
+    SHELL.get_or_init(|| {
+        std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .filter(|dir| dir.is_absolute())
+                    .map(|dir| dir.join("sh"))
+                    .find(|sh| crate::sys::files::is_executable(sh))
+            })
+            .unwrap_or_else(|| PathBuf::from("sh"))
+    })
+}
+
 fn spawn(spec: &Spec<'_>, cage: &Cage) -> Result<(io::PipeReader, Child), String> {
     let (reader, writer) = io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let writer2 = writer
         .try_clone()
         .map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let mut command = Command::new("sh");
+    let mut command = Command::new(shell());
     command.arg("-c");
     match cage.prefix() {
         Some(prefix) => command.arg(format!("{prefix}{}", spec.command)),
@@ -248,6 +284,7 @@ fn watch(
     timeout: Option<Duration>,
     control: &Control,
     log: &mut BoundedLog,
+    buf: &mut [u8],
 ) -> io::Result<(std::process::ExitStatus, bool)> {
     let pid = Pid::from_child(&child);
     let exit_watch = watch_exit(&child).ok();
@@ -257,7 +294,6 @@ fn watch(
     let mut timed_out = false;
     let mut pipe_open = true;
     let mut stop_seen = StopReason::None;
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let now = Instant::now();
         if !timed_out && deadline.is_some_and(|d| now >= d) {
@@ -304,7 +340,7 @@ fn watch(
         let pipe_ready = pipe_open && !fds[0].revents().is_empty();
         drop(fds);
         if pipe_ready {
-            match reader.read(&mut buf) {
+            match reader.read(buf) {
                 Ok(0) => pipe_open = false,
                 Ok(n) => log.write(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -313,7 +349,7 @@ fn watch(
         }
         if let Some(status) = child.try_wait()? {
             if pipe_open {
-                drain_available(&mut reader, &mut buf, log);
+                drain_available(&mut reader, buf, log);
             }
             return Ok((status, timed_out));
         }
@@ -361,16 +397,18 @@ mod tests {
     fn exit_codes_and_output() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let control = Control::default();
+        let buf = &mut [0u8; 16];
         let exit = run(
             &spec("echo out; echo err >&2; exit 3", dir.path(), None),
             &control,
+            buf,
         );
         assert_eq!((exit.code, exit.timed_out), (3, false));
         assert_eq!(
             std::fs::read_to_string(dir.path().join("out.log"))?,
             "out\nerr\n"
         );
-        let exit = run(&spec("kill -9 $$", dir.path(), None), &control);
+        let exit = run(&spec("kill -9 $$", dir.path(), None), &control, buf);
         assert_eq!(exit.code, 137);
         Ok(())
     }
@@ -387,6 +425,7 @@ mod tests {
                 Some(Duration::from_millis(200)),
             ),
             &control,
+            &mut [0u8; READ_BUFFER],
         );
         assert_eq!((exit.code, exit.timed_out), (EXIT_TIMEOUT, true));
         assert!(started.elapsed() < Duration::from_secs(10));
@@ -404,10 +443,12 @@ mod tests {
             let dir = tempfile::tempdir()?;
             let control = Control::default();
             let started = Instant::now();
+            let buf = &mut vec![0u8; READ_BUFFER];
             let exit = run_with(
                 &spec("echo out; sleep 0.1; exit 3", dir.path(), None),
                 &control,
                 watch_exit,
+                buf,
             );
             assert_eq!((exit.code, exit.timed_out), (3, false), "{way}");
             assert_eq!(
@@ -422,6 +463,7 @@ mod tests {
                 ),
                 &control,
                 watch_exit,
+                buf,
             );
             assert_eq!((exit.code, exit.timed_out), (EXIT_TIMEOUT, true), "{way}");
             assert!(started.elapsed() < Duration::from_secs(10), "{way}");
@@ -435,7 +477,7 @@ mod tests {
         let missing = dir.path().join("nope");
         let mut s = spec("true", dir.path(), None);
         s.cwd = Some(&missing);
-        let exit = run(&s, &Control::default());
+        let exit = run(&s, &Control::default(), &mut [0u8; 64]);
         assert_eq!(exit.code, EXIT_CANNOT_START);
         assert!(exit.error.unwrap_or_default().contains("does not exist"));
         Ok(())

@@ -3,8 +3,8 @@
 //! (its job, attempt and time, or idle); failures and other events are
 //! printed above them, a failed attempt with the end of its output.
 
+use crate::events::Receiver;
 use std::collections::BTreeMap;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -46,7 +46,7 @@ impl Progress {
 }
 
 /// Shows every event until the senders are gone; returns what happened.
-pub fn report_bars(events: Receiver<Event>, lines: Lines, target: ProgressDrawTarget) -> RunRecord {
+pub fn report_bars(events: Receiver, lines: Lines, target: ProgressDrawTarget) -> RunRecord {
     let started = Instant::now();
     let mut record = RunRecord::default();
     let multi = MultiProgress::with_draw_target(target);
@@ -163,9 +163,9 @@ pub fn report_bars(events: Receiver<Event>, lines: Lines, target: ProgressDrawTa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::channel;
     use crate::output::Painter;
     use indicatif::InMemoryTerm;
-    use std::sync::mpsc::channel;
 
     #[test]
     fn progress_only_grows_and_ends_full() {
@@ -240,7 +240,7 @@ mod tests {
             verbose: false,
         };
         let reporter = std::thread::spawn(move || report_bars(receiver, lines, target));
-        let send = |e| sender.send(e).unwrap_or_default();
+        let send = |e| sender.send(e);
         send(Event::Ready {
             pid: 1,
             slots: 3,

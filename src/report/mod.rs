@@ -13,7 +13,7 @@ pub mod junit;
 pub mod lines;
 pub mod record;
 
-use std::sync::mpsc::Receiver;
+use crate::events::Receiver;
 use std::time::Instant;
 
 use indicatif::ProgressDrawTarget;
@@ -50,7 +50,7 @@ pub fn supervise(
     style: Style,
     started_at: i64,
 ) -> crate::error::Result<(crate::runtime::Summary, RunRecord)> {
-    let (sender, receiver) = std::sync::mpsc::channel();
+    let (sender, receiver) = crate::events::channel();
     let reporter = std::thread::spawn(move || report(receiver, style, started_at));
     let result = crate::runtime::supervise(options, &sender);
     drop(sender);
@@ -60,7 +60,7 @@ pub fn supervise(
 
 /// Shows every event until the senders are gone; returns what happened.
 /// `started_at` (ms since the epoch) is when the run began.
-pub fn report(events: Receiver<Event>, style: Style, started_at: i64) -> RunRecord {
+pub fn report(events: Receiver, style: Style, started_at: i64) -> RunRecord {
     let mut record = match style {
         Style::Bars { lines, force } => {
             let target = if force {
@@ -76,7 +76,7 @@ pub fn report(events: Receiver<Event>, style: Style, started_at: i64) -> RunReco
     record
 }
 
-fn report_lines(events: Receiver<Event>, style: Style) -> RunRecord {
+fn report_lines(events: Receiver, style: Style) -> RunRecord {
     let started = Instant::now();
     let mut record = RunRecord::default();
     let mut github = match &style {

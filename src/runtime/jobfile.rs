@@ -4,7 +4,7 @@
 //! live. An edit that would cancel waiting jobs is held until the file
 //! has settled ([`Held`]).
 
-use std::sync::mpsc::Sender;
+use crate::events::Sender;
 use std::time::Instant;
 
 use super::SETTLE;
@@ -59,10 +59,10 @@ fn triggers_of(jobfile: Option<&Jobfile>, schedules: bool) -> Vec<(String, Trigg
 
 /// Reports a broken edit once: the same error again (the file touched,
 /// not fixed) says nothing new.
-fn config_error(events: &Sender<Event>, rejected: &mut Option<String>, e: Error) {
+fn config_error(events: &Sender, rejected: &mut Option<String>, e: Error) {
     let message = format!("{e}\nkept running on the last good jobfile");
     if rejected.as_deref() != Some(message.as_str()) {
-        let _ = events.send(Event::ConfigError {
+        events.send(Event::ConfigError {
             message: message.clone(),
         });
         *rejected = Some(message);
@@ -108,7 +108,7 @@ impl Supervisor<'_> {
             let removed = removed_with_waiting_jobs(&self.engine.plan(&jobfile, false)?);
             if !removed.is_empty() && !confirmed {
                 if self.held.as_ref().is_none_or(|h| h.text != text) {
-                    let _ = self.events.send(Event::Warning {
+                    self.events.send(Event::Warning {
                         message: format!(
                             "the jobfile no longer declares {}, which have waiting jobs: they are cancelled once the file stays as it is for {}",
                             removed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
@@ -127,7 +127,7 @@ impl Supervisor<'_> {
                 self.engine
                     .apply(&jobfile, jobfile_commit(&path).as_deref(), now_ms(), false)?;
             if !plan.is_empty() {
-                let _ = self.events.send(Event::Applied {
+                self.events.send(Event::Applied {
                     plan: plan.render().lines().map(str::to_string).collect(),
                 });
             }
@@ -139,7 +139,7 @@ impl Supervisor<'_> {
                 .find(|p| p.label == pool.label)
                 .map_or(0, |p| p.slots);
             if old != pool.slots {
-                let _ = self.events.send(Event::Resized {
+                self.events.send(Event::Resized {
                     pool: pool.label.clone(),
                     from: old,
                     to: pool.slots,
@@ -171,7 +171,7 @@ impl Supervisor<'_> {
         match TriggerWatch::new(jobfile)? {
             Ok(watch) => Some(watch),
             Err(e) => {
-                let _ = self.events.send(Event::Warning {
+                self.events.send(Event::Warning {
                     message: format!(
                         "cannot watch `{}` for the jobs' `watch` triggers: {e}",
                         jobfile.dir.display()

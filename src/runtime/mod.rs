@@ -24,8 +24,8 @@ mod triggers;
 #[cfg(test)]
 mod tests;
 
+use crate::events::Sender;
 use std::path::PathBuf;
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 pub use pools::{Pool, check_count, check_pools, pools, served};
@@ -34,7 +34,6 @@ use crate::clock::now_ms;
 use crate::driver::{Durability, Location};
 use crate::engine::{Engine, random_unit};
 use crate::error::Result;
-use crate::events::Event;
 use crate::jobfile::Jobfile;
 use crate::liveness::Liveness;
 use crate::logs::Logs;
@@ -122,7 +121,7 @@ impl Summary {
 }
 
 /// Runs a worker process until it is told to stop (see the module docs).
-pub fn supervise(options: &Options, events: &Sender<Event>) -> Result<Summary> {
+pub fn supervise(options: &Options, events: &Sender) -> Result<Summary> {
     let engine = Engine::open(&options.location, Durability::Normal)?;
     supervisor::supervise(engine, options, events)
 }

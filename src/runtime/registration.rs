@@ -84,7 +84,7 @@ impl Supervisor<'_> {
             self.kill_deadline
                 .get_or_insert(Instant::now() + KILL_GRACE);
         }
-        let _ = self.events.send(Event::DeclaredDead {
+        self.events.send(Event::DeclaredDead {
             stopped,
             lease_ms: u64::try_from(self.identity.lease.as_millis()).unwrap_or(u64::MAX),
         });
@@ -137,7 +137,7 @@ impl Supervisor<'_> {
             many => format!("{} dead workers", many.len()),
         };
         for (id, dead) in reclaimed.jobs {
-            let _ = self.events.send(Event::Reclaimed {
+            self.events.send(Event::Reclaimed {
                 id,
                 dead,
                 worker: worker.clone(),

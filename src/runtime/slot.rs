@@ -3,10 +3,10 @@
 //! print; they send [`Event`]s. What a slot shares with the supervisor is
 //! here too: the pool mode, the waker of idle slots, each slot's state.
 
+use crate::events::Sender;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex, RwLock};
 use std::time::Duration;
 
@@ -187,9 +187,10 @@ pub fn run_slot(
     config: &PoolConfig,
     state: &SlotState,
     shared: &Shared,
-    events: &Sender<Event>,
+    events: &Sender,
 ) -> Result<()> {
     let mut next: Option<(i64, Claimed)> = None;
+    let mut buf = vec![0u8; exec::READ_BUFFER];
     loop {
         if shared.mode() != PoolMode::Run || state.is_retired() {
             if let Some((runner, job)) = next.take() {
@@ -210,7 +211,7 @@ pub fn run_slot(
         };
         shared.busy.fetch_add(1, Ordering::SeqCst);
         state.set_current(Some(&job.id));
-        let _ = events.send(Event::Started {
+        events.send(Event::Started {
             slot,
             id: job.id.clone(),
             definition: job.definition.clone(),
@@ -219,7 +220,7 @@ pub fn run_slot(
             attempt: job.attempts,
             max_attempts: job.retry.max_attempts(),
         });
-        let exit = run_attempt(&job, config, &state.control);
+        let exit = run_attempt(&job, config, &state.control, &mut buf);
         let now = now_ms();
         let ended = finish::judge(
             &job,
@@ -248,7 +249,7 @@ pub fn run_slot(
             // Declared dead while it ran: another worker rescued the job,
             // and its history is the one that stands.
             shared.fenced.store(true, Ordering::SeqCst);
-            let _ = events.send(Event::Discarded {
+            events.send(Event::Discarded {
                 slot,
                 id: job.id.clone(),
                 definition: job.definition.clone(),
@@ -265,7 +266,7 @@ pub fn run_slot(
             ended.outcome,
             AttemptOutcome::Failed | AttemptOutcome::Timeout
         );
-        let _ = events.send(Event::Finished {
+        events.send(Event::Finished {
             slot,
             id: job.id.clone(),
             definition: job.definition.clone(),
@@ -335,7 +336,12 @@ fn idle(engine: &mut Engine, config: &PoolConfig, shared: &Shared, seen: u64) ->
 }
 
 /// Resolves the job's environment and runs it.
-fn run_attempt(job: &Claimed, config: &PoolConfig, control: &Control) -> exec::Exit {
+fn run_attempt(
+    job: &Claimed,
+    config: &PoolConfig,
+    control: &Control,
+    buf: &mut [u8],
+) -> exec::Exit {
     let not_run = |error: String| exec::Exit {
         code: exec::EXIT_CANNOT_START,
         timed_out: false,
@@ -377,7 +383,7 @@ fn run_attempt(job: &Claimed, config: &PoolConfig, control: &Control) -> exec::E
         log_path,
         log_max_bytes: config.log_max_bytes.load(Ordering::Relaxed),
     };
-    exec::run(&spec, control)
+    exec::run(&spec, control, buf)
 }
 
 /// Gives a claimed but unstarted job back to the queue.

@@ -33,9 +33,9 @@
 //! running jobs are stopped and return to the queue, every slot is
 //! joined; only then does the process deregister and exit with the error.
 
+use crate::events::Sender;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -124,7 +124,7 @@ pub(super) struct Supervisor<'a> {
     pub(super) desired: Vec<Pool>,
     /// The last good jobfile.
     pub(super) jobfile: Option<Jobfile>,
-    pub(super) events: &'a Sender<Event>,
+    pub(super) events: &'a Sender,
     pub(super) signals: &'a SignalWatch,
     pub(super) feed: Option<Box<dyn ChangeFeed>>,
     pub(super) jobfile_watch: Option<JobfileWatch>,
@@ -143,11 +143,7 @@ pub(super) struct Supervisor<'a> {
 }
 
 /// Registers the process, runs the supervisor, and deregisters.
-pub(super) fn supervise(
-    mut engine: Engine,
-    options: &Options,
-    events: &Sender<Event>,
-) -> Result<Summary> {
+pub(super) fn supervise(mut engine: Engine, options: &Options, events: &Sender) -> Result<Summary> {
     let lease = options
         .jobfile
         .as_ref()
@@ -277,7 +273,7 @@ impl Supervisor<'_> {
         }
         // Every watch is up: "ready" means ready. Then the pools start, from
         // the jobfile as it is now (an edit since it was loaded counts).
-        let _ = self.events.send(ready);
+        self.events.send(ready);
         if self.jobfile_watch.is_some() {
             self.reload(false)?;
         }
@@ -341,7 +337,7 @@ impl Supervisor<'_> {
             self.clock.counts_dirty = false;
             self.clock.counts = now + COUNTS_EVERY;
             let (pending, processing, failed) = self.engine.unfinished_counts()?;
-            let _ = self.events.send(Event::Counts {
+            self.events.send(Event::Counts {
                 pending,
                 processing,
                 failed,
@@ -390,7 +386,7 @@ impl Supervisor<'_> {
         self.fire_watches()?;
         if let Some(scheduler) = self.scheduler.as_mut() {
             for event in scheduler.step(&mut self.engine, now_ms())? {
-                let _ = self.events.send(event);
+                self.events.send(event);
             }
         }
         Ok(())
@@ -627,7 +623,7 @@ impl Supervisor<'_> {
         if !self.shared.escalate(mode) {
             return;
         }
-        let _ = self.events.send(Event::Stopping {
+        self.events.send(Event::Stopping {
             force: mode == PoolMode::Force,
             reason: reason.to_string(),
             again: again

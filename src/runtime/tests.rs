@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::{Options, Role, supervisor};
@@ -122,7 +121,7 @@ fn a_failing_store_stops_the_pools_before_the_worker_deregisters() -> Result<()>
         grace: Duration::from_secs(30),
         ignore_hangup: false,
     };
-    let (sender, events) = mpsc::channel();
+    let (sender, mut events) = crate::events::channel();
     let supervising = std::thread::spawn(move || supervisor::supervise(engine, &options, &sender));
     wait_until("job `a` runs", || {
         check
@@ -142,8 +141,8 @@ fn a_failing_store_stops_the_pools_before_the_worker_deregisters() -> Result<()>
     loop {
         match events.try_recv() {
             Ok(_) => continue,
-            Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => panic!("a slot still runs after its worker returned"),
+            Err(true) => break,
+            Err(false) => panic!("a slot still runs after its worker returned"),
         }
     }
     // The running job went back to the queue, uncounted; nothing else ran.

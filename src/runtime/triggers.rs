@@ -164,7 +164,7 @@ impl Supervisor<'_> {
                     WatchOutcome::Merged(id) => ("merged into", Some(id)),
                     WatchOutcome::Skipped => ("skipped (a run is going)", None),
                 };
-                let _ = self.events.send(Event::Triggered {
+                self.events.send(Event::Triggered {
                     definition: batch.definition.clone(),
                     paths,
                     outcome: outcome.into(),

@@ -76,6 +76,13 @@ fn too_large(name: &str, max: u64) -> Error {
     )
 }
 
+/// Whether `path` is a regular file (following links) that someone may
+/// execute.
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// What is at `path`, for a file queuectl is told to read: fine when it is
 /// a regular file (following links) or absent; an error when it is
 /// something else, or a link that leads nowhere (a loop, a dangling link).

@@ -252,7 +252,8 @@ impl Jobs for SqliteOps<'_> {
 
     fn counts(&mut self) -> Result<Counts> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state ORDER BY queue",
+            "SELECT queue, state, SUM(n) AS n FROM job_counts GROUP BY queue, state \
+             HAVING SUM(n) > 0 ORDER BY queue",
         )?;
         let rows = stmt.query_map([], |row| {
             Ok((row.get("queue")?, rows::state(row, "state")?, row.get("n")?))
@@ -264,7 +265,7 @@ impl Jobs for SqliteOps<'_> {
 
     fn unfinished_counts(&mut self) -> Result<(u64, u64, u64)> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT state, COUNT(*) AS n FROM jobs \
+            "SELECT state, SUM(n) AS n FROM job_counts \
              WHERE state IN ('pending', 'processing', 'failed') GROUP BY state",
         )?;
         let mut counts = (0, 0, 0);
@@ -282,8 +283,8 @@ impl Jobs for SqliteOps<'_> {
     fn has_unfinished(&mut self, queues: &QueueFilter) -> Result<bool> {
         let (filter, value) = queue_condition(queues, "queue", 1);
         let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('pending', 'processing', 'failed') \
-             AND {filter})"
+            "SELECT EXISTS (SELECT 1 FROM job_counts WHERE n > 0 \
+             AND state IN ('pending', 'processing', 'failed') AND {filter})"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         Ok(match value {
@@ -306,19 +307,37 @@ impl Jobs for SqliteOps<'_> {
     }
 
     fn dlq_stats(&mut self) -> Result<Vec<DlqStat>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT queue, exit_code, COUNT(*) AS n, MAX(finished_at) AS newest FROM jobs \
-             WHERE state = 'dead' GROUP BY queue, exit_code ORDER BY queue, COUNT(*) DESC",
+        let mut groups = self.conn.prepare_cached(
+            "SELECT queue, code, n FROM job_counts WHERE state = 'dead' AND n > 0 \
+             ORDER BY queue, n DESC",
         )?;
-        let rows = stmt.query_map([], |row| {
-            Ok(DlqStat {
-                queue: row.get("queue")?,
-                exit_code: row.get("exit_code")?,
-                count: row.get("n")?,
-                newest_at: row.get("newest")?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let groups = groups
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, u64>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // The newest of each group: one seek of the dead jobs' index.
+        let mut newest = self.conn.prepare_cached(
+            "SELECT MAX(finished_at) FROM jobs INDEXED BY jobs_dead \
+             WHERE state = 'dead' AND queue = ?1 AND exit_code IS ?2",
+        )?;
+        let mut stats = Vec::with_capacity(groups.len());
+        for (queue, code, count) in groups {
+            // -1 stands for a dead job without an exit code.
+            let exit_code = (code != -1).then_some(code);
+            let newest_at = newest.query_row(params![queue, exit_code], |row| row.get(0))?;
+            stats.push(DlqStat {
+                queue,
+                exit_code: exit_code.and_then(|c| i32::try_from(c).ok()),
+                count,
+                newest_at,
+            });
+        }
+        Ok(stats)
     }
 
     fn dead_ids(&mut self) -> Result<Vec<String>> {
@@ -354,7 +373,7 @@ impl Jobs for SqliteOps<'_> {
 
     fn running_counts(&mut self, queues: &[String]) -> Result<Vec<u32>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'processing' AND queue = ?1",
+            "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE queue = ?1 AND state = 'processing'",
         )?;
         let mut counts = Vec::with_capacity(queues.len());
         for queue in queues {

@@ -200,6 +200,55 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_exclusive ON jobs (exclusive)
         WHERE state = 'processing' AND exclusive IS NOT NULL;
     "#,
+    // 8: counts kept, not counted (issue 13): `status`, the bars, the
+    // queue limits and `dlq stats` read a few rows of `job_counts`
+    // instead of scanning a million finished jobs. Triggers keep it in
+    // the transaction of every change of a job's queue, state or (dead)
+    // exit code, whatever statement makes it: bookkeeping, no decision.
+    // `code` is the exit code of a dead job (-1: none), 0 otherwise.
+    // `list --state` reads the newest jobs of a state from an index.
+    r#"
+    CREATE TABLE job_counts (
+        queue TEXT NOT NULL,
+        state TEXT NOT NULL,
+        code  INTEGER NOT NULL,
+        n     INTEGER NOT NULL,
+        PRIMARY KEY (queue, state, code)
+    ) WITHOUT ROWID, STRICT;
+    INSERT INTO job_counts (queue, state, code, n)
+        SELECT queue, state,
+               CASE WHEN state = 'dead' THEN COALESCE(exit_code, -1) ELSE 0 END AS code,
+               COUNT(*)
+        FROM jobs GROUP BY queue, state, code;
+    CREATE TRIGGER jobs_counted_in AFTER INSERT ON jobs
+    BEGIN
+        INSERT INTO job_counts (queue, state, code, n)
+        VALUES (NEW.queue, NEW.state,
+                CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END, 1)
+        ON CONFLICT (queue, state, code) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER jobs_counted_out AFTER DELETE ON jobs
+    BEGIN
+        UPDATE job_counts SET n = n - 1
+        WHERE queue = OLD.queue AND state = OLD.state
+          AND code = CASE WHEN OLD.state = 'dead' THEN COALESCE(OLD.exit_code, -1) ELSE 0 END;
+    END;
+    CREATE TRIGGER jobs_counted_moved AFTER UPDATE OF queue, state, exit_code ON jobs
+    WHEN OLD.queue IS NOT NEW.queue OR OLD.state IS NOT NEW.state
+        OR (NEW.state = 'dead' AND OLD.exit_code IS NOT NEW.exit_code)
+    BEGIN
+        UPDATE job_counts SET n = n - 1
+        WHERE queue = OLD.queue AND state = OLD.state
+          AND code = CASE WHEN OLD.state = 'dead' THEN COALESCE(OLD.exit_code, -1) ELSE 0 END;
+        INSERT INTO job_counts (queue, state, code, n)
+        VALUES (NEW.queue, NEW.state,
+                CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END, 1)
+        ON CONFLICT (queue, state, code) DO UPDATE SET n = n + 1;
+    END;
+    DROP INDEX jobs_by_state;
+    CREATE INDEX jobs_by_state ON jobs (state, created_at DESC, id DESC);
+    CREATE INDEX jobs_dead ON jobs (queue, exit_code, finished_at) WHERE state = 'dead';
+    "#,
 ];
 
 /// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it

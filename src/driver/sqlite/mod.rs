@@ -43,6 +43,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
@@ -65,12 +66,19 @@ enum Owner {
 }
 
 /// A connection to a SQLite queue.
+///
+/// The handles [`Driver::connect`] gives for the same durability share
+/// this connection (one transaction at a time, behind a mutex): the slots
+/// of a worker process keep one page cache between them, which a commit
+/// by one of them no longer empties for the others, and queue on a
+/// futex, not on SQLite's sleeping busy handler.
 #[derive(Debug)]
 pub struct SqliteDriver {
-    conn: Connection,
+    shared: Arc<Mutex<Connection>>,
     location: Location,
     /// Opened by a read command: `connect` gives read connections too.
     read_only: bool,
+    durability: Durability,
 }
 
 /// The operations, over a connection inside a transaction.
@@ -95,9 +103,10 @@ impl SqliteDriver {
         )
         .map_err(|e| sqlite_error(path, e))?;
         let driver = SqliteDriver {
-            conn,
+            shared: Arc::new(Mutex::new(conn)),
             location: Location::Sqlite(path.to_path_buf()),
             read_only: false,
+            durability,
         };
         driver.owner()?;
         driver.setup(durability)
@@ -114,13 +123,14 @@ impl SqliteDriver {
             )
             .map_err(|e| sqlite_error(path, e))?;
             let driver = SqliteDriver {
-                conn,
+                shared: Arc::new(Mutex::new(conn)),
                 location: Location::Sqlite(path.to_path_buf()),
                 read_only: true,
+                durability: Durability::Normal,
             };
             if driver.owner()? == Owner::Queuectl {
                 driver
-                    .conn
+                    .conn()
                     .busy_timeout(BUSY_TIMEOUT)
                     .map_err(|e| sqlite_error(path, e))?;
                 driver.check_version(true)?;
@@ -129,11 +139,17 @@ impl SqliteDriver {
         }
         let conn = Connection::open_in_memory().map_err(|e| sqlite_error(path, e))?;
         SqliteDriver {
-            conn,
+            shared: Arc::new(Mutex::new(conn)),
             location: Location::Sqlite(path.to_path_buf()),
             read_only: true,
+            durability: Durability::Normal,
         }
         .setup(Durability::Normal)
+    }
+
+    /// The connection, for one statement or transaction at a time.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn path(&self) -> &Path {
@@ -150,15 +166,15 @@ impl SqliteDriver {
         // One read transaction: a snapshot, never half of another
         // process's migration.
         let read = || -> rusqlite::Result<(i32, i64, Vec<String>)> {
-            self.conn.execute_batch("BEGIN DEFERRED")?;
+            self.conn().execute_batch("BEGIN DEFERRED")?;
             let id = self
-                .conn
+                .conn()
                 .query_row("PRAGMA application_id", [], |row| row.get(0))?;
             let version = self
-                .conn
+                .conn()
                 .query_row("PRAGMA user_version", [], |row| row.get(0))?;
             let tables = self
-                .conn
+                .conn()
                 .prepare(
                     "SELECT name FROM sqlite_schema WHERE type = 'table' \
                      AND name NOT LIKE 'sqlite_%' ORDER BY name",
@@ -168,8 +184,8 @@ impl SqliteDriver {
             Ok((id, version, tables))
         };
         let result = read();
-        if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("COMMIT");
+        if !self.conn().is_autocommit() {
+            let _ = self.conn().execute_batch("COMMIT");
         }
         let (id, version, tables) = result.map_err(|e| sqlite_error(self.path(), e))?;
         let legacy = id == 0
@@ -207,7 +223,7 @@ impl SqliteDriver {
     /// one older (a read command does not migrate).
     fn check_version(&self, read_only: bool) -> Result<usize> {
         let version: usize = self
-            .conn
+            .conn()
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(|e| sqlite_error(self.path(), e))?;
         let known = migrations::MIGRATIONS.len();
@@ -254,21 +270,21 @@ impl SqliteDriver {
     }
 
     fn configure(&mut self, durability: Durability) -> std::result::Result<(), Failure> {
-        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        self.conn().busy_timeout(BUSY_TIMEOUT)?;
         // Every statement queuectl runs on a connection stays prepared.
-        self.conn.set_prepared_statement_cache_capacity(64);
+        self.conn().set_prepared_statement_cache_capacity(64);
         // The last connection to close would checkpoint the WAL and delete
         // it (two more fsyncs, and a new WAL on the next open) in every
         // short `queuectl enqueue`; the automatic checkpoint of commits
         // keeps the WAL bounded instead.
-        self.conn.set_db_config(
+        self.conn().set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
         )?;
         // journal_mode answers with a row; it is the first statement that
         // reads the file, so a file that is not SQLite fails here.
         let mode: String = self
-            .conn
+            .conn()
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if mode != "wal" && mode != "memory" {
             return Err(Failure::Queuectl(Error::Internal(format!(
@@ -279,14 +295,14 @@ impl SqliteDriver {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        self.conn.execute_batch(&format!(
+        self.conn().execute_batch(&format!(
             "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
         ))?;
         if durability == Durability::Normal {
             // Worker connections (one per slot) touch a few pages per
             // transaction; SQLite's default 2 MiB cache each is memory an
             // idle pool of 8 does not need.
-            self.conn.execute_batch("PRAGMA cache_size = -256;")?;
+            self.conn().execute_batch("PRAGMA cache_size = -256;")?;
         }
         self.migrate()
     }
@@ -295,9 +311,8 @@ impl SqliteDriver {
         if self.check_version(false).map_err(Failure::Queuectl)? == migrations::MIGRATIONS.len() {
             return Ok(());
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let version: usize = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         for (index, sql) in migrations::MIGRATIONS.iter().enumerate().skip(version) {
@@ -317,14 +332,14 @@ impl SqliteDriver {
         begin: &str,
         f: &mut dyn FnMut(&mut dyn Ops) -> Result<()>,
     ) -> Result<()> {
-        self.conn.prepare_cached(begin)?.execute([])?;
-        let done = f(&mut SqliteOps { conn: &self.conn }).and_then(|()| {
-            self.conn.prepare_cached("COMMIT")?.execute([])?;
+        let conn = self.conn();
+        conn.prepare_cached(begin)?.execute([])?;
+        let done = f(&mut SqliteOps { conn: &conn }).and_then(|()| {
+            conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(())
         });
-        if done.is_err() && !self.conn.is_autocommit() {
-            let _ = self
-                .conn
+        if done.is_err() && !conn.is_autocommit() {
+            let _ = conn
                 .prepare_cached("ROLLBACK")
                 .and_then(|mut rollback| rollback.execute([]));
         }
@@ -333,7 +348,7 @@ impl SqliteDriver {
 
     /// A counter that changes whenever another connection commits.
     fn data_version(&self) -> Result<i64> {
-        self.conn
+        self.conn()
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
             .map_err(|e| sqlite_error(self.path(), e))
@@ -381,6 +396,14 @@ impl Driver for SqliteDriver {
     }
 
     fn connect(&self, durability: Durability) -> Result<Box<dyn Driver>> {
+        if !self.read_only && durability == self.durability {
+            return Ok(Box::new(SqliteDriver {
+                shared: Arc::clone(&self.shared),
+                location: self.location.clone(),
+                read_only: false,
+                durability,
+            }));
+        }
         let path = self.path();
         Ok(Box::new(if self.read_only {
             SqliteDriver::open_read(path)?

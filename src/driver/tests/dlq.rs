@@ -111,6 +111,113 @@ pub(super) fn dead_letter_queue_and_pruning(q: &mut Queue) -> Result<()> {
     Ok(())
 }
 
+/// The counts the driver keeps (`status`, the limits, `dlq stats`) are
+/// what counting the jobs gives, after every kind of change.
+pub(super) fn counts_follow_every_change(q: &mut Queue) -> Result<()> {
+    use std::collections::BTreeMap;
+    fn check(e: &mut Engine, step: &str) -> Result<()> {
+        let jobs = e.read(|ops| {
+            ops.list_jobs(&JobFilter {
+                limit: 1000,
+                ..JobFilter::default()
+            })
+        })?;
+        let mut by_state: BTreeMap<(String, &str), u64> = BTreeMap::new();
+        let mut dead: BTreeMap<(String, Option<i32>), (u64, Option<i64>)> = BTreeMap::new();
+        for job in &jobs {
+            *by_state
+                .entry((job.queue.clone(), job.state.as_str()))
+                .or_default() += 1;
+            if job.state == JobState::Dead {
+                let group = dead.entry((job.queue.clone(), job.exit_code)).or_default();
+                group.0 += 1;
+                group.1 = group.1.max(job.finished_at);
+            }
+        }
+        let kept: BTreeMap<(String, &str), u64> = e
+            .counts()?
+            .rows
+            .into_iter()
+            .map(|(queue, state, n)| ((queue, state.as_str()), n))
+            .collect();
+        assert_eq!(kept, by_state, "counts after {step}");
+        let stats: BTreeMap<(String, Option<i32>), (u64, Option<i64>)> = e
+            .dlq_stats()?
+            .into_iter()
+            .map(|s| ((s.queue, s.exit_code), (s.count, s.newest_at)))
+            .collect();
+        assert_eq!(stats, dead, "dlq stats after {step}");
+        let unfinished = |state: JobState| {
+            by_state
+                .iter()
+                .filter(|((_, s), _)| *s == state.as_str())
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        };
+        assert_eq!(
+            e.unfinished_counts()?,
+            (
+                unfinished(JobState::Pending),
+                unfinished(JobState::Processing),
+                unfinished(JobState::Failed)
+            ),
+            "unfinished counts after {step}"
+        );
+        let running = e.read(|ops| ops.running_counts(&strings(&["default", "batch"])))?;
+        assert_eq!(
+            running,
+            ["default", "batch"].map(|queue| {
+                u32::try_from(
+                    by_state
+                        .get(&(queue.to_string(), JobState::Processing.as_str()))
+                        .copied()
+                        .unwrap_or(0),
+                )
+                .unwrap_or(u32::MAX)
+            }),
+            "running counts after {step}"
+        );
+        Ok(())
+    }
+    let e = &mut q.engine;
+    register(e, W)?;
+    check(e, "nothing")?;
+    insert(e, &[job("a"), job_in("b", "batch"), job("c"), job("d")])?;
+    check(e, "inserts")?;
+    let a = claim_only(e, W, "a")?;
+    let b = claim_only(e, W, "b")?;
+    check(e, "claims")?;
+    finish(e, &a, W, &completed(), NOW + 1)?;
+    finish_with_code(e, &b, W, &dead(), 3, NOW + 2)?;
+    check(e, "finishes")?;
+    // A job lost with its worker, dead without an exit code.
+    claim_only(e, W, "c")?;
+    e.write(|ops| {
+        ops.set_lost(&[crate::driver::LostParams {
+            id: "c",
+            state: JobState::Dead,
+            run_at: NOW + 6,
+            finished_at: Some(NOW + 6),
+            error: "lost",
+            now: NOW + 6,
+        }])
+    })?;
+    check(e, "a lost job")?;
+    e.write(|ops| ops.cancel_waiting(&strings(&["d"]), "no", NOW + 8))?;
+    check(e, "cancel")?;
+    run_to_end(e, job("e"), &dead(), 1, NOW + 3)?;
+    run_to_end(e, job("f"), &dead(), 1, NOW + 4)?;
+    run_to_end(e, job_in("g", "batch"), &dead(), 2, NOW + 5)?;
+    check(e, "dead jobs by exit code")?;
+    e.write(|ops| ops.requeue_dead(&strings(&["e", "c"]), false, NOW + 7))?;
+    check(e, "requeue")?;
+    e.write(|ops| ops.delete_jobs(&strings(&["f", "a"])))?;
+    check(e, "deletes")?;
+    e.prune(&[JobState::Cancelled], NOW + 9)?;
+    check(e, "prune")?;
+    Ok(())
+}
+
 pub(super) fn engine_cancel(q: &mut Queue) -> Result<()> {
     let e = &mut q.engine;
     register(e, W)?;

@@ -104,6 +104,7 @@ macro_rules! conformance {
                 a_recorded_limit_holds_under_concurrent_claimers,
                 workers_and_stop_requests,
                 dead_letter_queue_and_pruning,
+                counts_follow_every_change,
                 engine_cancel,
                 apply,
                 payloads_and_definition_queries,

@@ -275,6 +275,7 @@ mod tests {
                 log_max_bytes: 1024,
             },
             &control,
+            &mut [0u8; 1024],
         );
         assert_eq!(exit.code, 0, "{:?}", exit.error);
         let pid: u32 = std::fs::read_to_string(&pid_file)?
@@ -322,6 +323,7 @@ mod tests {
                                     log_max_bytes: 1024,
                                 },
                                 &control,
+                                &mut [0u8; 1024],
                             );
                             (exit.code, exit.error)
                         })
