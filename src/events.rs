@@ -205,7 +205,7 @@ impl Drop for Sender {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.senders -= 1;
-        if state.senders == 0 && state.sleeping {
+        if state.senders == 0 {
             state.sleeping = false;
             self.shared.wake.notify_one();
         }
@@ -240,13 +240,16 @@ impl Receiver {
     /// Takes the next batch: waits for the frame since the last one to
     /// pass (unless every sender is gone), then for an event.
     fn refill(&mut self) {
-        if let Some(last) = self.last_batch {
-            let rest = self.frame.saturating_sub(last.elapsed());
-            if !rest.is_zero() && self.shared.lock().senders > 0 {
-                std::thread::sleep(rest);
-            }
-        }
         let mut state = self.shared.lock();
+        if let Some(last) = self.last_batch {
+            // Sends do not wake this wait; the last sender's drop does.
+            let rest = self.frame.saturating_sub(last.elapsed());
+            state = self
+                .shared
+                .wake
+                .wait_timeout_while(state, rest, |s| s.senders > 0)
+                .map_or_else(|p| p.into_inner().0, |(state, _)| state);
+        }
         while state.queue.is_empty() && state.senders > 0 {
             state.sleeping = true;
             state = self
@@ -323,10 +326,14 @@ mod tests {
         sender.send(warning(1));
         sender.send(warning(2));
         // The frame has not passed, but the senders are gone: the rest
-        // arrives at once.
-        drop(sender);
+        // arrives at once, also when they go while the receiver waits.
         let started = Instant::now();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(sender);
+        });
         assert_eq!(receiver.map(|e| number(&e)).collect::<Vec<_>>(), [1, 2]);
+        assert!(closer.join().is_ok());
         assert!(started.elapsed() < Duration::from_secs(60));
     }
 

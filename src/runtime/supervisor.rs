@@ -232,6 +232,8 @@ impl Supervisor<'_> {
 
     /// The loop: one pass of every step, until every slot has ended.
     fn run_steps(&mut self) -> Result<()> {
+        // `--until-idle` on an empty queue stops before the first wait.
+        self.idle_and_deadlines()?;
         loop {
             let changed = self.wait_for_change()?;
             self.signals();
@@ -291,7 +293,13 @@ impl Supervisor<'_> {
         if active > 0 && self.shared.busy.load(Ordering::SeqCst) >= active {
             thread::sleep(BUSY_TICK);
         }
-        let timeout = MAX_TICK.min(
+        // Stopping, the slots end on their own: look at them often.
+        let tick = if self.shared.mode() == PoolMode::Run {
+            MAX_TICK
+        } else {
+            BUSY_TICK
+        };
+        let timeout = tick.min(
             self.clock
                 .heartbeat
                 .saturating_duration_since(Instant::now()),
