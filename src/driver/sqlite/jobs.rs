@@ -15,22 +15,11 @@ use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
 
 impl Jobs for SqliteOps<'_> {
     fn insert_jobs(&mut self, jobs: &[NewJob]) -> Result<()> {
-        let mut per_queue: std::collections::BTreeMap<&str, i64> = Default::default();
         for job in jobs {
             insert(self.conn, job)?;
             if job.definition.is_some() {
                 record_new(self.conn, job)?;
             }
-            *per_queue.entry(job.queue.as_str()).or_default() += 1;
-        }
-        // Every job starts `pending`: counted once per queue, not by a
-        // trigger per row (see migration 9).
-        let mut count = self.conn.prepare_cached(
-            "INSERT INTO job_counts (queue, state, code, n) VALUES (?1, 'pending', 0, ?2) \
-             ON CONFLICT (queue, state, code) DO UPDATE SET n = n + excluded.n",
-        )?;
-        for (queue, n) in per_queue {
-            count.execute(params![queue, n])?;
         }
         Ok(())
     }

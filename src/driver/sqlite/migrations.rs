@@ -249,12 +249,6 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_by_state ON jobs (state, created_at DESC, id DESC);
     CREATE INDEX jobs_dead ON jobs (queue, exit_code, finished_at) WHERE state = 'dead';
     "#,
-    // 9: a trigger per inserted row made `enqueue --file` of 100,000 jobs
-    // half as slow again; the driver's insert adds its jobs to
-    // `job_counts` once per queue instead (every insert is `pending`).
-    r#"
-    DROP TRIGGER jobs_counted_in;
-    "#,
 ];
 
 /// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it
