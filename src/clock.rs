@@ -1,10 +1,26 @@
 //! Wall-clock time as milliseconds since the Unix epoch, the unit every
 //! timestamp in the store uses, and its rendering for people.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Now, in milliseconds since the epoch.
+/// What the queue's clock is ahead of this host's (ms): 0 for a SQLite
+/// queue, the server's offset for a PostgreSQL one (so that hosts whose
+/// clocks disagree agree on leases, `run_at` and ticks).
+static OFFSET: AtomicI64 = AtomicI64::new(0);
+
+/// Now, in milliseconds since the epoch, on the queue's clock.
 pub fn now_ms() -> i64 {
+    local_ms().saturating_add(OFFSET.load(Ordering::Relaxed))
+}
+
+/// Follows a database server's clock: it is `offset` ms ahead of this host's.
+pub fn set_offset(offset: i64) {
+    OFFSET.store(offset, Ordering::Relaxed);
+}
+
+/// Now on this host's own clock.
+pub fn local_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ColorChoice, GlobalArgs};
+use crate::driver::postgres::{PgUrl, url};
 use crate::driver::{Durability, Location};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -47,24 +48,45 @@ impl Context {
             // anything reads it (a FIFO would block every command).
             check_file_kind(path, "the jobfile")?;
         }
-        let db = match (&global.db, jobfile.as_deref()) {
-            (Some(path), _) => cwd.join(path),
-            (None, Some(jobfile)) => {
-                let base = jobfile.parent().unwrap_or(&cwd);
-                let configured = settings_db(jobfile);
-                base.join(configured.unwrap_or_else(|| PathBuf::from(".queuectl/queue.db")))
-            }
-            // Outside any repository: the user's queue, the same from every
-            // directory (as pueue's), in the XDG data directory.
-            (None, None) => user_queue().unwrap_or_else(|| cwd.join(".queuectl/queue.db")),
+        let named = match (&global.db, jobfile.as_deref()) {
+            (Some(db), _) => Some(db.clone()),
+            (None, Some(jobfile)) => settings_db(jobfile),
+            (None, None) => None,
         };
-        let location = Location::Sqlite(db);
+        let location = match named.as_deref().and_then(Path::to_str) {
+            Some(text) if url::is_url(text) => Location::Postgres(PgUrl::parse(text)?),
+            Some(text) if text.contains("://") => {
+                return Err(Error::input_with_hint(
+                    format!(
+                        "`{}` is neither a file path nor a postgres:// URL",
+                        text.split_once('@').map_or(text, |(_, host)| host)
+                    ),
+                    "give a SQLite file path, or postgres://USER@HOST/DATABASE",
+                ));
+            }
+            _ => Location::Sqlite(match (&global.db, jobfile.as_deref()) {
+                (Some(path), _) => cwd.join(path),
+                (None, Some(jobfile)) => {
+                    let base = jobfile.parent().unwrap_or(&cwd);
+                    base.join(named.unwrap_or_else(|| PathBuf::from(".queuectl/queue.db")))
+                }
+                // Outside any repository: the user's queue, the same from every
+                // directory (as pueue's), in the XDG data directory.
+                (None, None) => user_queue().unwrap_or_else(|| cwd.join(".queuectl/queue.db")),
+            }),
+        };
         // The state directory: `.queuectl` beside the jobfile, or the
         // user's queue directory; a database file keeps its logs beside it.
-        let state_dir = location
-            .file()
-            .and_then(Path::parent)
-            .map_or_else(|| cwd.join(".queuectl"), Path::to_path_buf);
+        let state_dir = location.file().and_then(Path::parent).map_or_else(
+            || {
+                jobfile
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .unwrap_or(&cwd)
+                    .join(".queuectl")
+            },
+            Path::to_path_buf,
+        );
         let logs = Logs::locate(&location, &state_dir);
         Ok(Context {
             jobfile,

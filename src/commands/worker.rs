@@ -112,8 +112,9 @@ fn background(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
         .args(["worker", "start", "--detached", "--color", "never"])
         .arg("--grace")
         .arg(&args.grace)
-        .arg("--db")
-        .arg(options.location.as_arg())
+        // The queue by the environment, not argv: a URL's password must
+        // not show in `ps`.
+        .env("QUEUECTL_DB", options.location.as_arg())
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(log_err)

@@ -19,6 +19,7 @@
 //!   waiting for a dependency), nor a job whose *exclusive* key is held by
 //!   a running job, nor a job of an excluded queue ([`ClaimParams`]).
 
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -39,6 +40,8 @@ use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
 pub enum Location {
     /// A SQLite database file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (its URL; shown without the password).
+    Postgres(postgres::PgUrl),
 }
 
 impl Location {
@@ -46,13 +49,16 @@ impl Location {
     pub fn describe(&self) -> String {
         match self {
             Location::Sqlite(path) => path.display().to_string(),
+            Location::Postgres(url) => url.to_string(),
         }
     }
 
-    /// As `--db` takes it.
+    /// As `--db` (or `QUEUECTL_DB`) takes it: a URL with its password,
+    /// for a child's environment, never for output.
     pub fn as_arg(&self) -> std::ffi::OsString {
         match self {
             Location::Sqlite(path) => path.as_os_str().to_owned(),
+            Location::Postgres(url) => url.secret().into(),
         }
     }
 
@@ -60,6 +66,7 @@ impl Location {
     pub fn file(&self) -> Option<&Path> {
         match self {
             Location::Sqlite(path) => Some(path),
+            Location::Postgres(_) => None,
         }
     }
 }
@@ -78,6 +85,7 @@ pub enum Durability {
 pub fn open(location: &Location, durability: Durability) -> Result<Box<dyn Driver>> {
     match location {
         Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteDriver::open(path, durability)?)),
+        Location::Postgres(url) => Ok(Box::new(postgres::PgDriver::open(url, durability)?)),
     }
 }
 
@@ -86,6 +94,7 @@ pub fn open(location: &Location, durability: Durability) -> Result<Box<dyn Drive
 pub fn open_read(location: &Location) -> Result<Box<dyn Driver>> {
     match location {
         Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteDriver::open_read(path)?)),
+        Location::Postgres(url) => Ok(Box::new(postgres::PgDriver::open_read(url)?)),
     }
 }
 
@@ -307,4 +316,14 @@ pub trait Workers {
 
     /// Running jobs whose worker is no longer registered.
     fn orphaned_jobs(&mut self) -> Result<Vec<Orphan>>;
+}
+
+/// A value as a JSON column holds it (both drivers store JSON as text).
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// `after` as stored: NULL when empty, so claims and cascades skip it.
+pub(crate) fn deps_json(after: &[String]) -> Option<String> {
+    (!after.is_empty()).then(|| to_json(after))
 }

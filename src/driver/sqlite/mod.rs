@@ -153,9 +153,7 @@ impl SqliteDriver {
     }
 
     fn path(&self) -> &Path {
-        match &self.location {
-            Location::Sqlite(path) => path,
-        }
+        self.location.file().unwrap_or(Path::new(""))
     }
 
     /// Whose database this is: queuectl's (its application id, or the

@@ -7,7 +7,6 @@
 
 use rusqlite::types::Type;
 use rusqlite::{Row, RowIndex};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::driver::{LatestRun, WaitingJob};
@@ -223,15 +222,7 @@ pub fn json_or_empty<T: DeserializeOwned + Default>(
     Ok(json_or_none(row, column)?.unwrap_or_default())
 }
 
-/// A value as a JSON column holds it.
-pub fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
-
-/// `after` as stored: NULL when empty, so claims and cascades skip it.
-pub fn deps_json(after: &[String]) -> Option<String> {
-    (!after.is_empty()).then(|| to_json(after))
-}
+pub(crate) use crate::driver::{deps_json, to_json};
 
 fn bad_value(column: &str, value: &str) -> rusqlite::Error {
     conversion(column, format!("unexpected value `{value}`").into())
