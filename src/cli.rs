@@ -23,8 +23,15 @@ pub struct GlobalArgs {
     /// above); give it before the subcommand: `queuectl -f ci.toml status`
     #[arg(short = 'f', long = "file", env = "QUEUECTL_FILE", value_name = "PATH")]
     pub jobfile: Option<PathBuf>,
-    /// The queue database (default: .queuectl/queue.db beside the jobfile, or here)
-    #[arg(long, global = true, env = "QUEUECTL_DB", value_name = "PATH")]
+    /// The queue: a SQLite file (default: .queuectl/queue.db beside the
+    /// jobfile, or here) or a postgres:// URL
+    #[arg(
+        long,
+        global = true,
+        env = "QUEUECTL_DB",
+        value_name = "PATH|URL",
+        hide_env_values = true
+    )]
     pub db: Option<PathBuf>,
     /// Machine-readable JSON output
     #[arg(long, global = true)]

@@ -13,6 +13,7 @@ mod integration {
     mod lifecycle;
     mod limits;
     mod model;
+    mod postgres;
     mod run;
     mod triggers;
     mod workers;

@@ -23,6 +23,8 @@ use crate::retry::RetryPolicy;
 use crate::sys::files::{MAX_JOBS_BYTES, read_regular, read_stdin};
 
 pub fn run(context: &Context, args: EnqueueArgs) -> Result<u8> {
+    // `run_at` and `--delay` on the queue's clock (a server's).
+    crate::driver::sync_clock(&context.location)?;
     let now = now_ms();
     let mut jobfile = context.jobfile()?;
     let mut defaults = defaults(&args, now)?;

@@ -38,7 +38,7 @@ pub fn run(context: &Context, args: &LogsArgs) -> Result<u8> {
             ),
         ));
     }
-    let output = context.logs.read(&job.id, run)?;
+    let output = read_output(context, &mut engine, &job.id, run)?;
     if context.json {
         print_json(&serde_json::json!({
             "id": job.id,
@@ -49,6 +49,43 @@ pub fn run(context: &Context, args: &LogsArgs) -> Result<u8> {
         write_stdout(&output)?;
     }
     Ok(EXIT_OK)
+}
+
+/// An attempt's output: from the database where it keeps output (any
+/// host's attempts), else, or while it runs here, from the logs directory.
+fn read_output(
+    context: &Context,
+    engine: &mut crate::engine::Engine,
+    id: &str,
+    run: u32,
+) -> Result<Vec<u8>> {
+    if engine.keeps_output()
+        && let Some(bytes) = engine.output(id, run)?
+    {
+        return Ok(bytes);
+    }
+    context.logs.read(id, run)
+}
+
+/// The end of a followed attempt that ran on another host: its output as
+/// the database kept it, past what was already printed.
+fn finish_from_database(
+    context: &Context,
+    engine: &mut crate::engine::Engine,
+    id: &str,
+    run: u32,
+    offset: u64,
+    out: &mut impl Write,
+) -> Result<()> {
+    if offset > 0 || context.logs.checked_path(id, run)?.exists() || !engine.keeps_output() {
+        return Ok(());
+    }
+    if let Some(bytes) = engine.output(id, run)? {
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))?;
+    }
+    Ok(())
 }
 
 fn follow(context: &Context, args: &LogsArgs, id: &str) -> Result<u8> {
@@ -62,6 +99,7 @@ fn follow(context: &Context, args: &LogsArgs, id: &str) -> Result<u8> {
         job = engine.job(id)?;
         if args.attempt.is_none() && job.runs > run {
             copy_new(&context.logs.checked_path(&job.id, run)?, offset, &mut out)?;
+            finish_from_database(context, &mut engine, &job.id, run, offset, &mut out)?;
             run = job.runs;
             offset = 0;
             if !context.quiet {
@@ -71,7 +109,8 @@ fn follow(context: &Context, args: &LogsArgs, id: &str) -> Result<u8> {
         }
         let run_over = job.runs >= run && !(job.state == JobState::Processing && job.runs == run);
         if run_over && (args.attempt.is_some() || job.state.is_finished()) {
-            copy_new(&context.logs.checked_path(&job.id, run)?, offset, &mut out)?;
+            let offset = copy_new(&context.logs.checked_path(&job.id, run)?, offset, &mut out)?;
+            finish_from_database(context, &mut engine, &job.id, run, offset, &mut out)?;
             return Ok(EXIT_OK);
         }
         std::thread::sleep(FOLLOW_POLL);

@@ -27,6 +27,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     }
     runtime::check_count(args.workers, "--workers")?;
     let grace = duration::parse(&args.grace, "--grace")?;
+    crate::driver::sync_clock(&context.location)?;
     let started_at = now_ms();
     let mut jobfile = context.jobfile()?;
     if let Some(jobfile) = jobfile.as_mut() {

@@ -98,6 +98,16 @@ pub fn open_read(location: &Location) -> Result<Box<dyn Driver>> {
     }
 }
 
+/// Makes [`crate::clock::now_ms`] follow the queue's clock before a
+/// command computes times with it (a server's; nothing to do for a file):
+/// connects, writes nothing.
+pub fn sync_clock(location: &Location) -> Result<()> {
+    match location {
+        Location::Sqlite(_) => Ok(()),
+        Location::Postgres(url) => postgres::PgDriver::sync_only(url),
+    }
+}
+
 /// A connection to a queue.
 pub trait Driver: Send + std::fmt::Debug {
     /// Where its data lives.
@@ -121,6 +131,13 @@ pub trait Driver: Send + std::fmt::Debug {
     /// Tries to become the queue's owner (the one `run` that applies the
     /// jobfile and fires its triggers); held until dropped.
     fn owner_lock(&self) -> Result<Box<dyn OwnerLock>>;
+
+    /// Whether attempts' output is kept in the database (readable from
+    /// any host) rather than only in the logs directory of the host that
+    /// ran them.
+    fn keeps_output(&self) -> bool {
+        false
+    }
 }
 
 /// Tells a process, without polling the tables, that another may have
@@ -232,6 +249,19 @@ pub trait Jobs {
 
     /// How many jobs of each queue named are running.
     fn running_counts(&mut self, queues: &[String]) -> Result<Vec<u32>>;
+
+    /// Stores an attempt's output (the tail the log kept), where the
+    /// driver keeps output ([`Driver::keeps_output`]); a no-op elsewhere.
+    fn store_output(&mut self, id: &str, run: u32, bytes: &[u8]) -> Result<()> {
+        let _ = (id, run, bytes);
+        Ok(())
+    }
+
+    /// An attempt's stored output (None: none stored).
+    fn output(&mut self, id: &str, run: u32) -> Result<Option<Vec<u8>>> {
+        let _ = (id, run);
+        Ok(None)
+    }
 }
 
 /// What each definition last did, kept beside (and beyond) its jobs.

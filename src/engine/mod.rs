@@ -79,6 +79,21 @@ impl Engine {
         self.driver.owner_lock()
     }
 
+    /// Whether attempts' output is kept in the database.
+    pub fn keeps_output(&self) -> bool {
+        self.driver.keeps_output()
+    }
+
+    /// Stores an attempt's output where the driver keeps it.
+    pub fn store_output(&mut self, id: &str, run: u32, bytes: &[u8]) -> Result<()> {
+        self.write(|ops| ops.store_output(id, run, bytes))
+    }
+
+    /// An attempt's output as the database keeps it (None: not kept there).
+    pub fn output(&mut self, id: &str, run: u32) -> Result<Option<Vec<u8>>> {
+        self.read(|ops| ops.output(id, run))
+    }
+
     /// Runs `f` in one write transaction and returns what it returned.
     pub fn write<T>(&mut self, mut f: impl FnMut(&mut dyn Ops) -> Result<T>) -> Result<T> {
         let mut out = None;

@@ -172,8 +172,14 @@ pub fn written(text: &str, path: &[String]) -> Option<String> {
     for segment in path {
         item = item.get(segment)?;
     }
-    item.as_value()
-        .map(|v| v.clone().decorated("", "").to_string())
+    let value = item.as_value()?;
+    // A database URL is shown without its password, wherever it is printed.
+    if path == ["settings", "db"]
+        && let Some(db) = value.as_str()
+    {
+        return Some(format!("{:?}", shown_db(db)));
+    }
+    Some(value.clone().decorated("", "").to_string())
 }
 
 fn check(edited: &str, file: &Path, what: &str) -> Result<()> {
@@ -270,6 +276,15 @@ pub fn settings(jobfile: &Jobfile, text: &str) -> Vec<Setting> {
     out
 }
 
+/// `settings.db` as output shows it: a URL without its password.
+fn shown_db(db: &str) -> String {
+    use crate::driver::postgres::{PgUrl, url::is_url};
+    match PgUrl::parse(db) {
+        Ok(url) if is_url(db) => url.to_string(),
+        _ => db.to_string(),
+    }
+}
+
 /// The effective value of a setting path, defaults included.
 pub fn effective(jobfile: &Jobfile, path: &[String]) -> String {
     let parts: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -277,7 +292,7 @@ pub fn effective(jobfile: &Jobfile, path: &[String]) -> String {
     match parts.as_slice() {
         ["settings", "db"] => jobfile.settings.db.as_ref().map_or_else(
             || "\".queuectl/queue.db\"".into(),
-            |p| format!("{:?}", p.display().to_string()),
+            |p| format!("{:?}", shown_db(&p.display().to_string())),
         ),
         ["settings", "keep_finished"] => format!("\"{}\"", short(jobfile.settings.keep_finished)),
         ["settings", "log_max_bytes"] => jobfile.settings.log_max_bytes.to_string(),

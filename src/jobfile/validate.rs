@@ -261,7 +261,14 @@ impl Validator<'_> {
             );
         }
         Settings {
-            db: spec.db.map(|db| dir.join(db)),
+            // A URL names a server, not a file beside the jobfile.
+            db: spec.db.map(|db| {
+                if crate::driver::postgres::url::is_url(&db) {
+                    db.into()
+                } else {
+                    dir.join(db)
+                }
+            }),
             keep_finished: spec.keep_finished.map_or(DEFAULT_KEEP_FINISHED, |d| d.0),
             log_max_bytes: spec.log_max_bytes.map_or(DEFAULT_LOG_MAX_BYTES, |b| b.0),
             lease,

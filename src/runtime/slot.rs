@@ -221,6 +221,10 @@ pub fn run_slot(
             max_attempts: job.retry.max_attempts(),
         });
         let exit = run_attempt(&job, config, &state.control, &mut buf);
+        if exit.output_bytes > 0 && engine.keeps_output() {
+            // Readable from any host once the attempt is over.
+            keep_output(&mut engine, config, &job)?;
+        }
         let now = now_ms();
         let ended = finish::judge(
             &job,
@@ -384,6 +388,12 @@ fn run_attempt(
         log_max_bytes: config.log_max_bytes.load(Ordering::Relaxed),
     };
     exec::run(&spec, control, buf)
+}
+
+/// Copies an attempt's log (the tail it kept) into the database.
+fn keep_output(engine: &mut Engine, config: &PoolConfig, job: &Claimed) -> Result<()> {
+    let bytes = config.logs.read(&job.id, job.run)?;
+    engine.store_output(&job.id, job.run, &bytes)
 }
 
 /// Gives a claimed but unstarted job back to the queue.

@@ -13,16 +13,43 @@ use tempfile::TempDir;
 /// How long any awaited condition may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A temp dir with its own queue database.
+/// A temp dir with its own queue database: a SQLite file in it, or a
+/// schema of its own on the test PostgreSQL server.
 pub struct Env {
     dir: TempDir,
+    pg: Option<PgSchema>,
 }
 
 impl Env {
     pub fn new() -> Env {
         Env {
             dir: tempfile::tempdir().expect("a temp dir"),
+            pg: None,
         }
+    }
+
+    /// An Env whose queue is on the test PostgreSQL server
+    /// (`QUEUECTL_TEST_PG_URL`, see `scripts/pg-server`): every command
+    /// gets it as `QUEUECTL_DB`. None when no server is configured: the
+    /// test says so and returns, except where `QUEUECTL_REQUIRE_PG` is set
+    /// (CI), where it fails.
+    pub fn postgres() -> Option<Env> {
+        let pg = PgSchema::create()?;
+        Some(Env {
+            dir: tempfile::tempdir().expect("a temp dir"),
+            pg: Some(pg),
+        })
+    }
+
+    /// The queue's URL, on PostgreSQL.
+    pub fn db_url(&self) -> &str {
+        self.pg.as_ref().map_or("", |pg| pg.url.as_str())
+    }
+
+    /// A client of the test server, in this Env's schema.
+    pub fn sql(&self) -> postgres::Client {
+        postgres::Client::connect(self.db_url(), postgres::NoTls)
+            .expect("connect to the test server")
     }
 
     pub fn path(&self) -> &Path {
@@ -53,9 +80,13 @@ impl Env {
         cmd.current_dir(self.path())
             .env_remove("QUEUECTL_DB")
             .env_remove("QUEUECTL_FILE")
+            .env_remove("QUEUECTL_HOST_ID")
             .env("XDG_DATA_HOME", self.data_home())
             .env("NO_COLOR", "1")
             .args(args);
+        if let Some(pg) = &self.pg {
+            cmd.env("QUEUECTL_DB", &pg.url);
+        }
         cmd
     }
 
@@ -144,9 +175,13 @@ impl Env {
             .current_dir(self.path())
             .env_remove("QUEUECTL_DB")
             .env_remove("QUEUECTL_FILE")
+            .env_remove("QUEUECTL_HOST_ID")
             .env_remove("GITHUB_ACTIONS")
             .env("XDG_DATA_HOME", self.data_home())
             .env("NO_COLOR", "1");
+        if let Some(pg) = &self.pg {
+            command.env("QUEUECTL_DB", &pg.url);
+        }
         command
     }
 
@@ -190,6 +225,52 @@ impl Env {
     }
 }
 
+/// A schema of its own on the test server, dropped with the Env.
+struct PgSchema {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgSchema {
+    fn create() -> Option<PgSchema> {
+        let admin = match std::env::var("QUEUECTL_TEST_PG_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                assert!(
+                    std::env::var_os("QUEUECTL_REQUIRE_PG").is_none(),
+                    "QUEUECTL_REQUIRE_PG is set but QUEUECTL_TEST_PG_URL is not"
+                );
+                eprintln!(
+                    "note: QUEUECTL_TEST_PG_URL is not set; this PostgreSQL test did not run"
+                );
+                return None;
+            }
+        };
+        use std::hash::{BuildHasher, RandomState};
+        let name = format!(
+            "qc_it_{:x}",
+            RandomState::new().hash_one(std::process::id())
+        );
+        let mut client =
+            postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test server");
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .expect("create a test schema");
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-csearch_path%3D{name}");
+        Some(PgSchema { admin, name, url })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
 /// A queuectl process started by a test; killed when dropped.
 pub struct Worker {
     child: Option<Child>,
@@ -223,9 +304,14 @@ impl Worker {
     }
 
     /// Waits for the process to exit; returns its exit code and output.
-    pub fn wait(mut self) -> (Option<i32>, String) {
+    pub fn wait(self) -> (Option<i32>, String) {
+        self.wait_within(TIMEOUT)
+    }
+
+    /// [`Worker::wait`], for a process that has more to do.
+    pub fn wait_within(mut self, limit: Duration) -> (Option<i32>, String) {
         let child = self.child.take().expect("a running worker");
-        let deadline = Instant::now() + TIMEOUT;
+        let deadline = Instant::now() + limit;
         let mut child = child;
         loop {
             if let Ok(Some(_)) = child.try_wait() {
@@ -233,7 +319,7 @@ impl Worker {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("worker did not exit within {TIMEOUT:?}");
+                panic!("worker did not exit within {limit:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

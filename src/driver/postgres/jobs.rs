@@ -419,6 +419,26 @@ impl Jobs for PgOps<'_> {
         }
         Ok(counts)
     }
+
+    fn store_output(&mut self, id: &str, run: u32, bytes: &[u8]) -> Result<()> {
+        self.conn.exec(
+            "INSERT INTO queuectl_outputs (job_id, run, bytes) \
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM queuectl_jobs WHERE id = $1) \
+             ON CONFLICT (job_id, run) DO UPDATE SET bytes = excluded.bytes",
+            &[&id, &big(run), &bytes],
+        )?;
+        Ok(())
+    }
+
+    fn output(&mut self, id: &str, run: u32) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .row(
+                "SELECT bytes FROM queuectl_outputs WHERE job_id = $1 AND run = $2",
+                &[&id, &big(run)],
+            )?
+            .map(|row| rows::get(&row, "bytes"))
+            .transpose()
+    }
 }
 
 /// Runs a state change (`sql`, `$1` the id, then `args`, `RETURNING

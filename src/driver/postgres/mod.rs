@@ -156,6 +156,11 @@ impl PgDriver {
         Ok(driver)
     }
 
+    /// Connects only to measure the server clock's offset.
+    pub fn sync_only(url: &PgUrl) -> Result<()> {
+        PgDriver::connect_to(url, Durability::Normal).map(drop)
+    }
+
     fn connect_to(url: &PgUrl, durability: Durability) -> Result<PgDriver> {
         let location = Location::Postgres(url.clone());
         let mut client = connect_client(url)?;
@@ -433,6 +438,10 @@ impl Driver for PgDriver {
 
     fn owner_lock(&self) -> Result<Box<dyn OwnerLock>> {
         Ok(Box::new(feed::OwnerLease::acquire(&self.url)?))
+    }
+
+    fn keeps_output(&self) -> bool {
+        true
     }
 }
 

@@ -668,3 +668,25 @@ fn claimed_copy(e: &mut Engine, id: &str) -> Result<Claimed> {
         payload: job.payload,
     })
 }
+
+/// A driver that keeps attempts' output stores the kept tail of each
+/// attempt, replaces it when told again, and forgets it with its job; one
+/// that does not keeps nothing (its logs directory does).
+pub(super) fn output_is_kept_where_the_driver_keeps_it(q: &mut Queue) -> Result<()> {
+    q.engine.write(|ops| ops.insert_jobs(&[job("a")]))?;
+    q.engine.store_output("a", 1, b"hello\n\xff")?;
+    let kept = q.engine.output("a", 1)?;
+    if !q.engine.keeps_output() {
+        assert_eq!(kept, None);
+        return Ok(());
+    }
+    assert_eq!(kept.as_deref(), Some(&b"hello\n\xff"[..]));
+    q.engine.store_output("a", 1, b"tail")?;
+    assert_eq!(q.engine.output("a", 1)?.as_deref(), Some(&b"tail"[..]));
+    assert_eq!(q.engine.output("a", 2)?, None);
+    q.engine.store_output("nobody", 1, b"x")?;
+    assert_eq!(q.engine.output("nobody", 1)?, None, "no job, no output");
+    q.engine.write(|ops| ops.delete_jobs(&strings(&["a"])))?;
+    assert_eq!(q.engine.output("a", 1)?, None, "deleted with its job");
+    Ok(())
+}

@@ -113,6 +113,7 @@ macro_rules! conformance {
                 apply,
                 payloads_and_definition_queries,
                 side_channels,
+                output_is_kept_where_the_driver_keeps_it,
             );
         }
     };
