@@ -55,9 +55,21 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
                 print_out(&text)?;
             }
         }
-        (_, Some(holder)) if talk => eprintln!(
-            "another `queuectl run` ({holder}) owns this queue: this one runs as extra workers"
-        ),
+        (jobfile, Some(holder)) if talk => {
+            eprintln!(
+                "another `queuectl run` ({holder}) owns this queue: this one runs as extra workers"
+            );
+            // Only the owner applies: a jobfile here that says otherwise
+            // is not what the queue runs.
+            if let Some(jobfile) = jobfile
+                && !engine.plan(jobfile, false)?.is_empty()
+            {
+                eprintln!(
+                    "warning: `{}` differs from the jobfile the owner applied, and only the owner applies; `queuectl plan` shows the difference",
+                    jobfile.path.display()
+                );
+            }
+        }
         _ => {}
     }
     drop(engine);

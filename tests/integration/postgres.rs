@@ -453,3 +453,58 @@ fn hosts_whose_clocks_disagree_go_by_the_servers() {
         "started {waited} ms after run_at: {job}"
     );
 }
+
+#[test]
+fn a_poll_only_queue_still_picks_up_jobs() {
+    let Some(env) = Env::postgres() else { return };
+    let name = format!("polling_{}", std::process::id());
+    let url = format!("{}&listen=off&application_name={name}", env.db_url());
+    let worker = env.spawn_with(
+        &["worker", "start", "--foreground", "-c", "1"],
+        &[("QUEUECTL_DB", &url)],
+    );
+    let id = env.enqueue(&["--", "echo polled >> ran"]);
+    wait_until("the polling worker runs the job", || {
+        env.state(&id) == "completed"
+    });
+    assert_eq!(env.read("ran"), "polled\n", "{}", worker.output());
+    let listening: i64 = env
+        .sql()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+             AND query LIKE 'LISTEN%'",
+            &[&name],
+        )
+        .expect("sessions")
+        .get(0);
+    assert_eq!(listening, 0, "a poll-only worker listens");
+}
+
+#[test]
+fn workers_reconnect_when_the_server_drops_their_connections() {
+    let Some(env) = Env::postgres() else { return };
+    let first = env.enqueue(&["--", "echo one >> ran"]);
+    let name = format!("reconnecting_{}", std::process::id());
+    let url = format!("{}&application_name={name}", env.db_url());
+    let worker = env.spawn_with(
+        &["worker", "start", "--foreground", "-c", "1"],
+        &[("QUEUECTL_DB", &url)],
+    );
+    wait_until("the first job runs", || env.state(&first) == "completed");
+    // As a server restart or a proxy would: every queuectl session ends.
+    let ended: i64 = env
+        .sql()
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) t",
+            &[&name],
+        )
+        .expect("terminate")
+        .get(0);
+    assert!(ended >= 2, "the worker's sessions: {ended}");
+    let second = env.enqueue(&["--", "echo two >> ran"]);
+    wait_until("the worker runs a job enqueued after", || {
+        env.state(&second) == "completed"
+    });
+    assert_eq!(env.read("ran"), "one\ntwo\n", "{}", worker.output());
+}

@@ -337,8 +337,19 @@ impl PgDriver {
             "COMMIT".to_string()
         };
         let schema_missing = self.schema_missing;
+        // The guard is held from BEGIN to COMMIT: the handles of a
+        // process share this session, one transaction at a time.
         let mut conn = self.conn();
-        conn.client.batch_execute(begin)?;
+        if let Err(e) = conn.client.batch_execute(begin) {
+            // A session the server ended (a restart, a proxy, an admin)
+            // or a dropped network: nothing of this transaction ran, so
+            // begin it again on a new session, once.
+            if !(e.is_closed() || e.code() == Some(&SqlState::ADMIN_SHUTDOWN)) {
+                return Err(e.into());
+            }
+            *conn = fresh_session(&self.url, self.durability)?;
+            conn.client.batch_execute(begin)?;
+        }
         let mut body = || -> Result<()> {
             if schema_missing && !write {
                 // The tables, made inside this transaction and rolled
@@ -443,6 +454,14 @@ impl Driver for PgDriver {
     fn keeps_output(&self) -> bool {
         true
     }
+}
+
+/// A new session to `url`, set up as [`PgDriver`]'s are.
+fn fresh_session(url: &PgUrl, durability: Durability) -> Result<PgConn> {
+    let fresh = PgDriver::connect_to(url, durability)?;
+    Arc::try_unwrap(fresh.shared)
+        .map_err(|_| Error::Internal("a fresh connection is shared".into()))
+        .map(|shared| shared.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// The NOTIFY channel of the queue in `schema`.
