@@ -62,6 +62,24 @@ impl Location {
         }
     }
 
+    /// Names this queue in a database error raised without its location
+    /// (drivers' own errors are made where the queue is not known).
+    pub fn locate(&self, error: crate::error::Error) -> crate::error::Error {
+        use crate::error::Error;
+        match error {
+            Error::Database {
+                location,
+                message,
+                hint,
+            } if location.is_empty() => Error::Database {
+                location: self.describe(),
+                message,
+                hint,
+            },
+            other => other,
+        }
+    }
+
     /// The database file, for a driver that keeps one.
     pub fn file(&self) -> Option<&Path> {
         match self {

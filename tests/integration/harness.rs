@@ -361,6 +361,18 @@ pub fn require(program: &str) -> bool {
     found
 }
 
+/// libfaketime, beside the `faketime` program: preloaded directly, it
+/// fakes a process's clock without forking it (the pid stays the worker's).
+pub fn libfaketime() -> PathBuf {
+    std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime beside the faketime program")
+}
+
 /// Waits until `condition` holds, failing the test after [`TIMEOUT`].
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;

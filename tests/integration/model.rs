@@ -179,13 +179,7 @@ fn a_worker_whose_clock_is_ahead_rescues_no_live_job() {
         return;
     }
     // The `faketime` program forks; preloading its library keeps the pid.
-    let lib = std::fs::read_dir("/usr/lib")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("faketime/libfaketime.so.1"))
-        .find(|p| p.exists())
-        .expect("libfaketime beside the faketime program");
+    let lib = super::harness::libfaketime();
     let env = Env::new();
     let id = env.enqueue(&[HOLD]);
     let _live = env.worker(&["--count", "1"]);

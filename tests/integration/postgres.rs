@@ -402,13 +402,8 @@ fn hosts_whose_clocks_disagree_go_by_the_servers() {
     if !super::harness::require("faketime") {
         return;
     }
-    let lib = std::fs::read_dir("/usr/lib")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("faketime/libfaketime.so.1"))
-        .find(|p| p.exists())
-        .expect("libfaketime beside the faketime program");
+    // The `faketime` program forks; preloading its library keeps the pid.
+    let lib = super::harness::libfaketime();
     let skewed = |hours: &str| {
         [
             ("LD_PRELOAD", lib.to_str().unwrap_or_default().to_string()),

@@ -391,18 +391,7 @@ impl PgDriver {
 
     /// Names this queue in an error raised without it.
     fn locate(&self, error: Error) -> Error {
-        match error {
-            Error::Database {
-                location,
-                message,
-                hint,
-            } if location.is_empty() => Error::Database {
-                location: self.location.describe(),
-                message,
-                hint,
-            },
-            other => other,
-        }
+        self.location.locate(error)
     }
 }
 
