@@ -80,6 +80,35 @@ impl Location {
         }
     }
 
+    /// Refuses a schema newer than this queuectl knows (`known`
+    /// migrations); with `read_only`, also an older one (a read command
+    /// does not migrate).
+    pub fn check_schema(&self, version: usize, known: usize, read_only: bool) -> Result<()> {
+        use crate::error::Error;
+        if version > known {
+            return Err(Error::Database {
+                location: self.describe(),
+                message: format!(
+                    "schema version {version} is newer than this queuectl knows ({known})"
+                ),
+                hint: Some("upgrade queuectl".into()),
+            });
+        }
+        if read_only && version < known {
+            return Err(Error::Database {
+                location: self.describe(),
+                message: format!(
+                    "schema version {version} is older than this queuectl's ({known}), and this command only reads"
+                ),
+                hint: Some(
+                    "any command that writes (`queuectl apply`, `enqueue`, `run`, `worker start`) upgrades it"
+                        .into(),
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The database file, for a driver that keeps one.
     pub fn file(&self) -> Option<&Path> {
         match self {

@@ -526,22 +526,37 @@ const CLAIMABLE: &str = "c.state IN ('pending', 'failed') AND NOT c.blocked AND 
 /// claimer, moved to `processing` for the runner if it is still
 /// registered, plus the attempt's row.
 fn claim_one(conn: &mut PgConn, params: &ClaimParams<'_>) -> Result<Option<Claimed>> {
-    let (filter, value) = queue_condition(params.queues, "c.queue", 5);
-    let sql = format!(
-        "UPDATE queuectl_jobs SET state = 'processing', attempts = attempts + 1, \
-         runs = runs + 1, runner = $2, lease_until = $3, started_at = $1, updated_at = $1, \
-         exit_code = NULL \
-         WHERE id = (SELECT c.id FROM queuectl_jobs c WHERE {CLAIMABLE} AND {filter} \
-                     AND c.queue <> ALL($4::text[]) \
-                     ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         AND state IN ('pending', 'failed') \
-         AND EXISTS (SELECT 1 FROM queuectl_workers w WHERE w.id = $2) \
-         RETURNING {CLAIMED_COLUMNS}"
-    );
+    use std::sync::LazyLock;
+    fn build(filter: &QueueFilter) -> String {
+        let (filter, _) = queue_condition(filter, "c.queue", 5);
+        format!(
+            "UPDATE queuectl_jobs SET state = 'processing', attempts = attempts + 1, \
+             runs = runs + 1, runner = $2, lease_until = $3, started_at = $1, updated_at = $1, \
+             exit_code = NULL \
+             WHERE id = (SELECT c.id FROM queuectl_jobs c WHERE {CLAIMABLE} AND {filter} \
+                         AND c.queue <> ALL($4::text[]) \
+                         ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             AND state IN ('pending', 'failed') \
+             AND EXISTS (SELECT 1 FROM queuectl_workers w WHERE w.id = $2) \
+             RETURNING {CLAIMED_COLUMNS}"
+        )
+    }
+    // The statement of each filter shape, built once, not at each claim.
+    static ANY: LazyLock<String> = LazyLock::new(|| build(&QueueFilter::Any));
+    static ONLY: LazyLock<String> =
+        LazyLock::new(|| build(&QueueFilter::Only(vec![String::new()])));
+    static EXCEPT: LazyLock<String> =
+        LazyLock::new(|| build(&QueueFilter::Except(vec![String::new()])));
+    let (_, value) = queue_condition(params.queues, "c.queue", 5);
+    let sql: &str = match (params.queues, &value) {
+        (_, None) => &ANY,
+        (QueueFilter::Only(_), Some(_)) => &ONLY,
+        _ => &EXCEPT,
+    };
     let exclude: Vec<&str> = params.exclude.iter().map(String::as_str).collect();
     let row = match &value {
         Some(v) => conn.row(
-            &sql,
+            sql,
             &[
                 &params.now,
                 &params.runner,
@@ -551,7 +566,7 @@ fn claim_one(conn: &mut PgConn, params: &ClaimParams<'_>) -> Result<Option<Claim
             ],
         )?,
         None => conn.row(
-            &sql,
+            sql,
             &[&params.now, &params.runner, &params.lease_until, &exclude],
         )?,
     };

@@ -245,29 +245,8 @@ impl PgDriver {
     }
 
     fn check_version(&self, version: usize, read_only: bool) -> Result<()> {
-        let known = migrations::MIGRATIONS.len();
-        if version > known {
-            return Err(Error::Database {
-                location: self.location.describe(),
-                message: format!(
-                    "schema version {version} is newer than this queuectl knows ({known})"
-                ),
-                hint: Some("upgrade queuectl on this host".into()),
-            });
-        }
-        if read_only && version < known {
-            return Err(Error::Database {
-                location: self.location.describe(),
-                message: format!(
-                    "schema version {version} is older than this queuectl's ({known}), and this command only reads"
-                ),
-                hint: Some(
-                    "any command that writes (`queuectl apply`, `enqueue`, `run`, `worker start`) upgrades it"
-                        .into(),
-                ),
-            });
-        }
-        Ok(())
+        self.location
+            .check_schema(version, migrations::MIGRATIONS.len(), read_only)
     }
 
     /// Brings the schema to this queuectl's version: one transaction

@@ -224,28 +224,8 @@ impl SqliteDriver {
             .conn()
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(|e| sqlite_error(self.path(), e))?;
-        let known = migrations::MIGRATIONS.len();
-        if version > known {
-            return Err(Error::Database {
-                location: self.location.describe(),
-                message: format!(
-                    "schema version {version} is newer than this queuectl knows ({known})"
-                ),
-                hint: Some("upgrade queuectl".into()),
-            });
-        }
-        if read_only && version < known {
-            return Err(Error::Database {
-                location: self.location.describe(),
-                message: format!(
-                    "schema version {version} is older than this queuectl's ({known}), and this command only reads"
-                ),
-                hint: Some(
-                    "any command that writes (`queuectl apply`, `enqueue`, `run`, `worker start`) upgrades it"
-                        .into(),
-                ),
-            });
-        }
+        self.location
+            .check_schema(version, migrations::MIGRATIONS.len(), read_only)?;
         Ok(version)
     }
 
