@@ -135,6 +135,8 @@ pub struct Exit {
     pub error: Option<String>,
     /// Bytes of output produced (the log may keep fewer).
     pub output_bytes: u64,
+    /// Bytes of output the log does not keep (the log says so first).
+    pub output_dropped: u64,
     pub stopped: StopReason,
     pub duration: Duration,
 }
@@ -150,7 +152,22 @@ pub const READ_BUFFER: usize = 64 * 1024;
 /// slot's, reused by every attempt: a fresh zeroed buffer per job cost
 /// more than the rest of the attempt's bookkeeping).
 pub fn run(spec: &Spec<'_>, control: &Control, buf: &mut [u8]) -> Exit {
-    run_with(spec, control, ExitWatch::new, buf)
+    run_with(spec, control, ExitWatch::new, buf, None)
+}
+
+/// How often, at most, [`run_live`] shows the output so far.
+pub const LIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// [`run`], calling `live` with the number of bytes produced so far at
+/// most every [`LIVE_EVERY`] while the job runs and writes (the log file
+/// then holds their tail), on the slot's own thread.
+pub fn run_live(
+    spec: &Spec<'_>,
+    control: &Control,
+    buf: &mut [u8],
+    live: &mut dyn FnMut(u64),
+) -> Exit {
+    run_with(spec, control, ExitWatch::new, buf, Some(live))
 }
 
 /// [`run`], watching the child's exit with `watch_exit` (without a watch:
@@ -160,6 +177,7 @@ pub(crate) fn run_with(
     control: &Control,
     watch_exit: WatchExit,
     buf: &mut [u8],
+    live: Option<&mut dyn FnMut(u64)>,
 ) -> Exit {
     let started = Instant::now();
     control.stop.store(StopReason::None as u8, Ordering::SeqCst);
@@ -168,6 +186,7 @@ pub(crate) fn run_with(
         timed_out: false,
         error: Some(error),
         output_bytes: 0,
+        output_dropped: 0,
         stopped: StopReason::None,
         duration: started.elapsed(),
     };
@@ -192,8 +211,11 @@ pub(crate) fn run_with(
         watch_exit,
         spec.timeout,
         control,
-        &mut log,
-        buf,
+        Pump {
+            log: &mut log,
+            buf,
+            live,
+        },
     );
     // Whatever the job left behind goes with it: its group, and what left
     // the group (its cgroup, or the orphans this process adopted).
@@ -217,6 +239,7 @@ pub(crate) fn run_with(
                 timed_out,
                 error: log_error,
                 output_bytes: log.total(),
+                output_dropped: log.dropped(),
                 stopped: control.reason(),
                 duration: started.elapsed(),
             }
@@ -283,9 +306,10 @@ fn watch(
     watch_exit: WatchExit,
     timeout: Option<Duration>,
     control: &Control,
-    log: &mut BoundedLog,
-    buf: &mut [u8],
+    pump: Pump<'_, '_>,
 ) -> io::Result<(std::process::ExitStatus, bool)> {
+    let Pump { log, buf, mut live } = pump;
+    let mut shown = (0u64, Instant::now());
     let pid = Pid::from_child(&child);
     let exit_watch = watch_exit(&child).ok();
     let started = Instant::now();
@@ -353,7 +377,22 @@ fn watch(
             }
             return Ok((status, timed_out));
         }
+        if let Some(live) = live.as_mut()
+            && log.total() > shown.0
+            && shown.1.elapsed() >= LIVE_EVERY
+        {
+            shown = (log.total(), Instant::now());
+            live(shown.0);
+        }
     }
+}
+
+/// Where an attempt's output goes: read through `buf` into `log`, shown
+/// to `live` as it goes.
+struct Pump<'a, 'f> {
+    log: &'a mut BoundedLog,
+    buf: &'a mut [u8],
+    live: Option<&'a mut (dyn FnMut(u64) + 'f)>,
 }
 
 /// After the child exited, reads what is already in the pipe without
@@ -449,6 +488,7 @@ mod tests {
                 &control,
                 watch_exit,
                 buf,
+                None,
             );
             assert_eq!((exit.code, exit.timed_out), (3, false), "{way}");
             assert_eq!(
@@ -464,6 +504,7 @@ mod tests {
                 &control,
                 watch_exit,
                 buf,
+                None,
             );
             assert_eq!((exit.code, exit.timed_out), (EXIT_TIMEOUT, true), "{way}");
             assert!(started.elapsed() < Duration::from_secs(10), "{way}");

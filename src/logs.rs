@@ -180,7 +180,7 @@ impl BoundedLog {
         if self.error.is_none() && (self.len > self.max || self.dropped > 0) && self.file.is_some()
         {
             let dropped = self.dropped + self.len.saturating_sub(self.max);
-            let header = format!("[queuectl: {dropped} earlier bytes of output were dropped]\n");
+            let header = dropped_note(dropped);
             if let Err(e) = self.keep_tail(Some(&header)) {
                 self.error = Some(format!("cannot trim `{}`: {e}", self.path.display()));
             }
@@ -193,6 +193,18 @@ impl BoundedLog {
     pub fn total(&self) -> u64 {
         self.produced
     }
+
+    /// The bytes the job wrote that the log does not keep: those before
+    /// its tail, or every byte since writing it failed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+/// The line a log starts with when it dropped the first `n` bytes of an
+/// attempt's output to keep its tail.
+pub fn dropped_note(n: u64) -> String {
+    format!("[queuectl: {n} earlier bytes of output were dropped]\n")
 }
 
 fn create_log(path: &Path) -> io::Result<File> {

@@ -14,7 +14,7 @@ mod integration {
     mod limits;
     mod model;
     mod postgres;
-    mod run;
+    pub mod run;
     mod triggers;
     mod workers;
 }

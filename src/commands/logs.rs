@@ -60,48 +60,65 @@ fn read_output(
     run: u32,
 ) -> Result<Vec<u8>> {
     if engine.keeps_output()
-        && let Some(bytes) = engine.output(id, run)?
+        && let Some(output) = engine.output(id, run)?
     {
+        let mut bytes = match output.dropped() {
+            0 => Vec::new(),
+            dropped => crate::logs::dropped_note(dropped).into_bytes(),
+        };
+        bytes.extend_from_slice(&output.bytes);
         return Ok(bytes);
     }
     context.logs.read(id, run)
 }
 
-/// The end of a followed attempt that ran on another host: its output as
-/// the database kept it, past what was already printed.
-fn finish_from_database(
+/// Shows what is new of a followed attempt's output, past the `shown`
+/// bytes already shown: from this host's log while it has one, else from
+/// the database, which keeps the output of an attempt running on another
+/// host as it goes. Returns how much is shown now.
+fn show_new(
     context: &Context,
     engine: &mut crate::engine::Engine,
     id: &str,
     run: u32,
-    offset: u64,
+    shown: u64,
     out: &mut impl Write,
-) -> Result<()> {
-    if offset > 0 || context.logs.checked_path(id, run)?.exists() || !engine.keeps_output() {
-        return Ok(());
+) -> Result<u64> {
+    let path = context.logs.checked_path(id, run)?;
+    if path.exists() || !engine.keeps_output() {
+        return copy_new(&path, shown, out);
     }
-    if let Some(bytes) = engine.output(id, run)? {
-        out.write_all(&bytes)
+    let Some(output) = engine.output(id, run)? else {
+        return Ok(shown);
+    };
+    let (missed, unseen) = output.unseen(shown);
+    let note = if missed > 0 {
+        crate::logs::dropped_note(missed)
+    } else {
+        String::new()
+    };
+    if !unseen.is_empty() || !note.is_empty() {
+        out.write_all(note.as_bytes())
+            .and_then(|()| out.write_all(unseen))
             .and_then(|()| out.flush())
             .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))?;
     }
-    Ok(())
+    Ok(shown.max(output.produced))
 }
 
 fn follow(context: &Context, args: &LogsArgs, id: &str) -> Result<u8> {
     let mut engine = context.engine_read()?;
     let mut job = engine.job(id)?;
     let mut run = args.attempt.unwrap_or(job.runs.max(1));
-    let mut offset = 0u64;
+    let mut shown = 0u64;
     let mut out = std::io::stdout();
     loop {
-        offset = copy_new(&context.logs.checked_path(&job.id, run)?, offset, &mut out)?;
+        shown = show_new(context, &mut engine, &job.id, run, shown, &mut out)?;
         job = engine.job(id)?;
         if args.attempt.is_none() && job.runs > run {
-            copy_new(&context.logs.checked_path(&job.id, run)?, offset, &mut out)?;
-            finish_from_database(context, &mut engine, &job.id, run, offset, &mut out)?;
+            show_new(context, &mut engine, &job.id, run, shown, &mut out)?;
             run = job.runs;
-            offset = 0;
+            shown = 0;
             if !context.quiet {
                 eprintln!("--- attempt {run} ---");
             }
@@ -109,8 +126,7 @@ fn follow(context: &Context, args: &LogsArgs, id: &str) -> Result<u8> {
         }
         let run_over = job.runs >= run && !(job.state == JobState::Processing && job.runs == run);
         if run_over && (args.attempt.is_some() || job.state.is_finished()) {
-            let offset = copy_new(&context.logs.checked_path(&job.id, run)?, offset, &mut out)?;
-            finish_from_database(context, &mut engine, &job.id, run, offset, &mut out)?;
+            show_new(context, &mut engine, &job.id, run, shown, &mut out)?;
             return Ok(EXIT_OK);
         }
         std::thread::sleep(FOLLOW_POLL);

@@ -41,7 +41,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     // Known to be writable before anything runs.
     let junit = args.junit.as_deref().map(JunitFile::create).transpose()?;
     let mut engine = context.engine()?;
-    let lock = engine.owner_lock()?;
+    let lock = engine.owner_lock(runtime::owner_ttl(jobfile.as_ref()))?;
     let style = style(context, args.progress, jobfile.as_ref());
     let talk = matches!(style, Style::Plain { .. } | Style::Bars { .. });
     match (&jobfile, lock.holder()) {
@@ -89,7 +89,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
         grace,
         ignore_hangup: false,
     };
-    let (summary, mut record) = report::supervise(&options, style.clone(), started_at)?;
+    let (summary, mut record) = report::supervise(&options, Some(lock), style.clone(), started_at)?;
     let declared = declared(context, options.jobfile.as_ref(), started_at)?;
     let failed_before = declared.iter().any(blocks_ci);
     for job in declared {

@@ -78,7 +78,7 @@ fn foreground(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
         },
     };
     let plain = matches!(style, Style::Plain { .. });
-    let (summary, record) = crate::report::supervise(&options, style, now_ms())?;
+    let (summary, record) = crate::report::supervise(&options, None, style, now_ms())?;
     if options.until_idle && plain {
         print_out(&summary_text(&record, painter, SummaryMode::Failures))?;
     }

@@ -176,8 +176,10 @@ pub trait Driver: Send + std::fmt::Debug {
     fn change_feed(&self) -> Result<Box<dyn ChangeFeed>>;
 
     /// Tries to become the queue's owner (the one `run` that applies the
-    /// jobfile and fires its triggers); held until dropped.
-    fn owner_lock(&self) -> Result<Box<dyn OwnerLock>>;
+    /// jobfile and fires its triggers); held until dropped. `ttl`: how
+    /// long a lease on a server lasts unrenewed (a process that vanishes
+    /// without releasing it is replaced after that long).
+    fn owner_lock(&self, ttl: Duration) -> Result<Box<dyn OwnerLock>>;
 
     /// Whether attempts' output is kept in the database (readable from
     /// any host) rather than only in the logs directory of the host that
@@ -201,6 +203,17 @@ pub trait ChangeFeed: Send + std::fmt::Debug {
 pub trait OwnerLock: Send + std::fmt::Debug {
     /// None when this process holds it; else who does ("pid 4242").
     fn holder(&self) -> Option<&str>;
+
+    /// Tries again to take it when another held it (that process ended,
+    /// or its lease lapsed): true when this process holds it now.
+    fn try_take(&mut self) -> Result<bool>;
+
+    /// True once, when this process held it and has lost it (its lease
+    /// lapsed and another process took it); it then holds nothing and
+    /// may [`try_take`](OwnerLock::try_take) again.
+    fn lost(&mut self) -> bool {
+        false
+    }
 }
 
 /// Everything one transaction can do: the operations of each area.
@@ -297,18 +310,73 @@ pub trait Jobs {
     /// How many jobs of each queue named are running.
     fn running_counts(&mut self, queues: &[String]) -> Result<Vec<u32>>;
 
-    /// Stores an attempt's output (the tail the log kept), where the
-    /// driver keeps output ([`Driver::keeps_output`]); a no-op elsewhere.
-    fn store_output(&mut self, id: &str, run: u32, bytes: &[u8]) -> Result<()> {
-        let _ = (id, run, bytes);
+    /// Stores an attempt's output (the tail its log kept, while it runs
+    /// and when it ends), where the driver keeps output
+    /// ([`Driver::keeps_output`]); a no-op elsewhere.
+    fn store_output(&mut self, id: &str, run: u32, output: &Output) -> Result<()> {
+        let _ = (id, run, output);
         Ok(())
     }
 
     /// An attempt's stored output (None: none stored).
-    fn output(&mut self, id: &str, run: u32) -> Result<Option<Vec<u8>>> {
+    fn output(&mut self, id: &str, run: u32) -> Result<Option<Output>> {
         let _ = (id, run);
         Ok(None)
     }
+}
+
+/// An attempt's output as a database keeps it: the end of what the job
+/// had written so far (its log's tail, without the log's note of what it
+/// dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub bytes: Vec<u8>,
+    /// How many bytes the job had written: `bytes` are the last of them.
+    pub produced: u64,
+}
+
+impl Output {
+    /// How many bytes of the job's output come before `bytes` (dropped).
+    pub fn dropped(&self) -> u64 {
+        self.produced.saturating_sub(self.bytes.len() as u64)
+    }
+
+    /// What a reader who has shown the first `shown` bytes of the output
+    /// has not seen: how many bytes it missed (dropped before it could
+    /// read them), and the rest.
+    pub fn unseen(&self, shown: u64) -> (u64, &[u8]) {
+        let dropped = self.dropped();
+        let skip = shown.saturating_sub(dropped).min(self.bytes.len() as u64);
+        (
+            dropped.saturating_sub(shown),
+            &self.bytes[usize::try_from(skip).unwrap_or(0)..],
+        )
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn a_reader_of_kept_output_sees_each_byte_once_and_what_it_missed() {
+    let output = |bytes: &[u8], produced: u64| Output {
+        bytes: bytes.to_vec(),
+        produced,
+    };
+    // All of it kept: the rest past what was shown.
+    assert_eq!(output(b"abcdef", 6).unseen(0), (0, &b"abcdef"[..]));
+    assert_eq!(output(b"abcdef", 6).unseen(4), (0, &b"ef"[..]));
+    assert_eq!(output(b"abcdef", 6).unseen(6), (0, &b""[..]));
+    assert_eq!(
+        output(b"abcdef", 6).unseen(9),
+        (0, &b""[..]),
+        "never beyond the end"
+    );
+    // Only the tail kept (`cdef` of `abcdef`): aligned on what was shown…
+    assert_eq!(output(b"cdef", 6).dropped(), 2);
+    assert_eq!(output(b"cdef", 6).unseen(3), (0, &b"def"[..]));
+    assert_eq!(output(b"cdef", 6).unseen(2), (0, &b"cdef"[..]));
+    // …and what came between, dropped, is counted.
+    assert_eq!(output(b"cdef", 6).unseen(1), (1, &b"cdef"[..]));
+    assert_eq!(output(b"cdef", 6).unseen(0), (2, &b"cdef"[..]));
 }
 
 /// What each definition last did, kept beside (and beyond) its jobs.

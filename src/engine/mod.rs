@@ -75,8 +75,8 @@ impl Engine {
     }
 
     /// Tries to become the queue's owner.
-    pub fn owner_lock(&self) -> Result<Box<dyn OwnerLock>> {
-        self.driver.owner_lock()
+    pub fn owner_lock(&self, ttl: std::time::Duration) -> Result<Box<dyn OwnerLock>> {
+        self.driver.owner_lock(ttl)
     }
 
     /// Whether attempts' output is kept in the database.
@@ -85,12 +85,12 @@ impl Engine {
     }
 
     /// Stores an attempt's output where the driver keeps it.
-    pub fn store_output(&mut self, id: &str, run: u32, bytes: &[u8]) -> Result<()> {
-        self.write(|ops| ops.store_output(id, run, bytes))
+    pub fn store_output(&mut self, id: &str, run: u32, output: &driver::Output) -> Result<()> {
+        self.write(|ops| ops.store_output(id, run, output))
     }
 
     /// An attempt's output as the database keeps it (None: not kept there).
-    pub fn output(&mut self, id: &str, run: u32) -> Result<Option<Vec<u8>>> {
+    pub fn output(&mut self, id: &str, run: u32) -> Result<Option<driver::Output>> {
         self.read(|ops| ops.output(id, run))
     }
 

@@ -47,12 +47,13 @@ pub enum Style {
 /// `style`; returns the process's summary and the run's record.
 pub fn supervise(
     options: &crate::runtime::Options,
+    owner: Option<Box<dyn crate::driver::OwnerLock>>,
     style: Style,
     started_at: i64,
 ) -> crate::error::Result<(crate::runtime::Summary, RunRecord)> {
     let (sender, receiver) = crate::events::channel();
     let reporter = std::thread::spawn(move || report(receiver, style, started_at));
-    let result = crate::runtime::supervise(options, &sender);
+    let result = crate::runtime::supervise(options, owner, &sender);
     drop(sender);
     let record = reporter.join().unwrap_or_default();
     Ok((result?, record))

@@ -102,7 +102,7 @@ impl Supervisor<'_> {
             config_error(self.events, &mut self.rejected, e);
             return Ok(());
         }
-        let owns = self.options.role.owns();
+        let owns = self.role.owns();
         if owns {
             let confirmed = settled && self.held.as_ref().is_some_and(|h| h.text == text);
             let removed = removed_with_waiting_jobs(&self.engine.plan(&jobfile, false)?);

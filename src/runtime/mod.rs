@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 pub use pools::{Pool, check_count, check_pools, pools, served};
 
 use crate::clock::now_ms;
-use crate::driver::{Durability, Location};
+use crate::driver::{Durability, Location, OwnerLock};
 use crate::engine::{Engine, random_unit};
 use crate::error::Result;
 use crate::jobfile::Jobfile;
@@ -65,7 +65,10 @@ pub enum Role {
     /// The `run` that owns the queue: applies the jobfile's edits, fires
     /// its cron schedules and watches.
     Owner,
-    /// A `run` beside the owner: follows the jobfile's pools, applies nothing.
+    /// A `run` beside the owner: follows the jobfile's pools, applies
+    /// nothing; becomes the owner when the owner ends (or its lease
+    /// lapses), and an extra again if its own lease lapsed and another
+    /// run took the queue over.
     Extra,
 }
 
@@ -121,9 +124,22 @@ impl Summary {
 }
 
 /// Runs a worker process until it is told to stop (see the module docs).
-pub fn supervise(options: &Options, events: &Sender) -> Result<Summary> {
+/// A `run` passes the queue's owner lock, held or not: an extra run
+/// takes the queue over when the owner goes (see [`Role`]).
+pub fn supervise(
+    options: &Options,
+    owner: Option<Box<dyn OwnerLock>>,
+    events: &Sender,
+) -> Result<Summary> {
     let engine = Engine::open(&options.location, Durability::Normal)?;
-    supervisor::supervise(engine, options, events)
+    supervisor::supervise(engine, options, owner, events)
+}
+
+/// How long the owner lease of a queue on a server lasts unrenewed: half
+/// a worker's lease (15 s by default), so an owner that vanished is
+/// replaced before its jobs are rescued.
+pub fn owner_ttl(jobfile: Option<&Jobfile>) -> Duration {
+    jobfile.map_or(LEASE, |j| j.settings.lease) / 2
 }
 
 /// How often a worker with this lease heartbeats: ten times a lease, at

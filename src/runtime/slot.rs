@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::clock::now_ms;
-use crate::driver::QueueFilter;
+use crate::driver::{Output, QueueFilter};
 use crate::duration::as_millis_i64;
 use crate::engine::{AttemptEnd, ClaimRequest, Done, Ended, Engine, finish, random_unit};
 use crate::error::Result;
@@ -220,10 +220,11 @@ pub fn run_slot(
             attempt: job.attempts,
             max_attempts: job.retry.max_attempts(),
         });
-        let exit = run_attempt(&job, config, &state.control, &mut buf);
+        let exit = run_attempt(&mut engine, &job, config, &state.control, &mut buf);
         if exit.output_bytes > 0 && engine.keeps_output() {
             // Readable from any host once the attempt is over.
-            keep_output(&mut engine, config, &job)?;
+            let kept = exit.output_bytes.saturating_sub(exit.output_dropped);
+            keep_output(&mut engine, config, &job, exit.output_bytes, kept)?;
         }
         let now = now_ms();
         let ended = finish::judge(
@@ -339,8 +340,11 @@ fn idle(engine: &mut Engine, config: &PoolConfig, shared: &Shared, seen: u64) ->
     Ok(())
 }
 
-/// Resolves the job's environment and runs it.
+/// Resolves the job's environment and runs it; where the database keeps
+/// output, what it writes is stored as it goes (for `logs --follow` on
+/// another host), at most every [`exec::LIVE_EVERY`].
 fn run_attempt(
+    engine: &mut Engine,
     job: &Claimed,
     config: &PoolConfig,
     control: &Control,
@@ -351,6 +355,7 @@ fn run_attempt(
         timed_out: false,
         error: Some(error),
         output_bytes: 0,
+        output_dropped: 0,
         stopped: StopReason::None,
         duration: Duration::ZERO,
     };
@@ -387,13 +392,34 @@ fn run_attempt(
         log_path,
         log_max_bytes: config.log_max_bytes.load(Ordering::Relaxed),
     };
-    exec::run(&spec, control, buf)
+    if !engine.keeps_output() {
+        return exec::run(&spec, control, buf);
+    }
+    let mut live = |produced: u64| {
+        // A failure here costs the live view, not the attempt; the output
+        // is stored again when the attempt ends.
+        // While it runs, the log holds its tail and no note.
+        let _ = keep_output(engine, config, job, produced, u64::MAX);
+    };
+    exec::run_live(&spec, control, buf, &mut live)
 }
 
-/// Copies an attempt's log (the tail it kept) into the database.
-fn keep_output(engine: &mut Engine, config: &PoolConfig, job: &Claimed) -> Result<()> {
-    let bytes = config.logs.read(&job.id, job.run)?;
-    engine.store_output(&job.id, job.run, &bytes)
+/// Copies the output an attempt's log kept (the last `kept` bytes of the
+/// file: not its note of what it dropped) into the database, with how
+/// much the job had written by then.
+fn keep_output(
+    engine: &mut Engine,
+    config: &PoolConfig,
+    job: &Claimed,
+    produced: u64,
+    kept: u64,
+) -> Result<()> {
+    let mut bytes = config.logs.read(&job.id, job.run)?;
+    let note = bytes
+        .len()
+        .saturating_sub(usize::try_from(kept).unwrap_or(usize::MAX));
+    bytes.drain(..note);
+    engine.store_output(&job.id, job.run, &Output { bytes, produced })
 }
 
 /// Gives a claimed but unstarted job back to the queue.

@@ -18,15 +18,18 @@
 //! 5. [`follow_registration`](Supervisor::follow_registration): a slot
 //!    found its job rescued, or the worker may rejoin after being
 //!    declared dead;
-//! 6. [`fire_triggers`](Supervisor::fire_triggers): the owner enqueues
+//! 6. [`follow_owner`](Supervisor::follow_owner): an extra `run` takes
+//!    the queue over when its owner is gone; an owner whose lease was
+//!    taken runs on as an extra;
+//! 7. [`fire_triggers`](Supervisor::fire_triggers): the owner enqueues
 //!    debounced watch batches and due cron ticks;
-//! 7. [`maintenance`](Supervisor::maintenance): every heartbeat, renew
+//! 8. [`maintenance`](Supervisor::maintenance): every heartbeat, renew
 //!    the leases, rescue dead workers' jobs, cap the dead letter queue,
 //!    prune past `keep_finished`;
-//! 8. [`idle_and_deadlines`](Supervisor::idle_and_deadlines):
+//! 9. [`idle_and_deadlines`](Supervisor::idle_and_deadlines):
 //!    `--until-idle` with nothing left, the end of the grace period, the
 //!    kill deadline;
-//! 9. [`reap`](Supervisor::reap): join the slots that ended.
+//! 10. [`reap`](Supervisor::reap): join the slots that ended.
 //!
 //! A step that fails (a store that fails, a thread that cannot start)
 //! goes through one path, [`Supervisor::fail`]: the pools stop claiming,
@@ -53,7 +56,7 @@ use super::{
     limits_of,
 };
 use crate::clock::now_ms;
-use crate::driver::{ChangeFeed, Durability};
+use crate::driver::{ChangeFeed, Durability, OwnerLock};
 use crate::duration::as_millis_i64;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -99,12 +102,19 @@ struct Clock {
     heartbeat: Instant,
     prune: Instant,
     counts: Instant,
+    /// When to look at the queue's ownership next.
+    owner: Instant,
     /// The queue changed since counts were last reported.
     counts_dirty: bool,
 }
 
 pub(super) struct Supervisor<'a> {
     pub(super) options: &'a Options,
+    /// Who this process is in its queue now: an extra `run` becomes the
+    /// owner when the owner goes ([`Supervisor::follow_owner`]).
+    pub(super) role: Role,
+    /// A `run`'s hold on the queue's ownership, held or not.
+    owner: Option<Box<dyn OwnerLock>>,
     pub(super) engine: Engine,
     pub(super) identity: Identity,
     /// What this process saw of the other workers' heartbeats.
@@ -143,7 +153,12 @@ pub(super) struct Supervisor<'a> {
 }
 
 /// Registers the process, runs the supervisor, and deregisters.
-pub(super) fn supervise(mut engine: Engine, options: &Options, events: &Sender) -> Result<Summary> {
+pub(super) fn supervise(
+    mut engine: Engine,
+    options: &Options,
+    owner: Option<Box<dyn OwnerLock>>,
+    events: &Sender,
+) -> Result<Summary> {
     let lease = options
         .jobfile
         .as_ref()
@@ -159,8 +174,15 @@ pub(super) fn supervise(mut engine: Engine, options: &Options, events: &Sender) 
     let containment = Containment::setup(runner);
     let signals = SignalWatch::start(options.ignore_hangup)?;
     let owns = options.role.owns();
+    debug_assert_eq!(
+        owns,
+        owner.as_ref().is_some_and(|l| l.holder().is_none()),
+        "a run's role is its lock's"
+    );
     let mut supervisor = Supervisor {
         options,
+        role: options.role,
+        owner,
         engine,
         identity,
         liveness: Liveness::default(),
@@ -189,6 +211,7 @@ pub(super) fn supervise(mut engine: Engine, options: &Options, events: &Sender) 
         next_slot: 0,
         clock: Clock {
             heartbeat: Instant::now(),
+            owner: Instant::now(),
             prune: Instant::now(),
             counts: Instant::now(),
             counts_dirty: true,
@@ -243,6 +266,7 @@ impl Supervisor<'_> {
             self.report_counts()?;
             self.follow_jobfile()?;
             self.follow_registration()?;
+            self.follow_owner()?;
             self.fire_triggers()?;
             self.maintenance()?;
             self.idle_and_deadlines()?;
@@ -386,7 +410,65 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Step 6: the owner enqueues watch batches and cron ticks.
+    /// Step 6: every heartbeat, an extra `run` tries to take the queue
+    /// over (the owner ended, or its lease lapsed): it applies its
+    /// jobfile and starts the triggers, as a `run` that found no owner
+    /// does. An owner whose lease lapsed and was taken by another stops
+    /// its triggers and runs on as an extra.
+    fn follow_owner(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if now < self.clock.owner || self.shared.mode() != PoolMode::Run {
+            return Ok(());
+        }
+        self.clock.owner = now + self.identity.heartbeat;
+        let Some(lock) = self.owner.as_mut() else {
+            return Ok(());
+        };
+        match self.role {
+            Role::Owner if lock.lost() => {
+                self.role = Role::Extra;
+                self.scheduler = None;
+                self.triggers = None;
+                self.held = None;
+                self.events.send(Event::Warning {
+                    message: "this run's owner lease lapsed and another `queuectl run` took the queue over: this one runs on as extra workers".into(),
+                });
+            }
+            Role::Extra => {
+                let before = lock.holder().unwrap_or("another run").to_string();
+                if !lock.try_take()? {
+                    return Ok(());
+                }
+                self.role = Role::Owner;
+                self.events.send(Event::Warning {
+                    message: format!(
+                        "the `queuectl run` that owned this queue ({before}) is gone: this one owns it now (applies the jobfile, fires its triggers)"
+                    ),
+                });
+                self.take_over()?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Becomes the owner: applies the jobfile as it is now and starts
+    /// its schedules and watches.
+    fn take_over(&mut self) -> Result<()> {
+        if self.jobfile.is_none() {
+            return Ok(());
+        }
+        self.reload(false)?;
+        if let Some(jobfile) = self.jobfile.clone() {
+            self.scheduler = Scheduler::new(&jobfile);
+            if self.options.follow_jobfile {
+                self.triggers = self.watch_triggers(&jobfile);
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 7: the owner enqueues watch batches and cron ticks.
     fn fire_triggers(&mut self) -> Result<()> {
         if self.shared.mode() != PoolMode::Run {
             return Ok(());
@@ -400,7 +482,7 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Step 7: every heartbeat, prove this worker alive and renew its
+    /// Step 8: every heartbeat, prove this worker alive and renew its
     /// leases, rescue dead workers' jobs, cap the dead letter queue, and
     /// every [`PRUNE_EVERY`] prune finished jobs past `keep_finished`.
     fn maintenance(&mut self) -> Result<()> {
@@ -441,7 +523,7 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Step 8: `--until-idle` with nothing left drains; the end of the
+    /// Step 9: `--until-idle` with nothing left drains; the end of the
     /// grace period forces; the kill deadline kills.
     fn idle_and_deadlines(&mut self) -> Result<()> {
         let now = Instant::now();
@@ -463,7 +545,7 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// Step 9: joins slots that ended; one that ended on its own (its
+    /// Step 10: joins slots that ended; one that ended on its own (its
     /// store failed) stops the whole process.
     fn reap(&mut self) {
         let mode = self.shared.mode();

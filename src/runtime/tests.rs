@@ -64,8 +64,8 @@ impl Driver for Flaky {
         self.inner.change_feed()
     }
 
-    fn owner_lock(&self) -> Result<Box<dyn OwnerLock>> {
-        self.inner.owner_lock()
+    fn owner_lock(&self, ttl: Duration) -> Result<Box<dyn OwnerLock>> {
+        self.inner.owner_lock(ttl)
     }
 }
 
@@ -122,7 +122,8 @@ fn a_failing_store_stops_the_pools_before_the_worker_deregisters() -> Result<()>
         ignore_hangup: false,
     };
     let (sender, mut events) = crate::events::channel();
-    let supervising = std::thread::spawn(move || supervisor::supervise(engine, &options, &sender));
+    let supervising =
+        std::thread::spawn(move || supervisor::supervise(engine, &options, None, &sender));
     wait_until("job `a` runs", || {
         check
             .job("a")

@@ -97,7 +97,19 @@ fn wait_producers(producers: Vec<std::process::Child>) {
 
 #[test]
 fn kill_9_at_random_moments_loses_no_job() {
-    let env = Env::new();
+    kill_9_at_random_moments(Env::new());
+}
+
+/// The same on a server: the workers of one host, so a killed one's jobs
+/// are rescued as soon as its pid is gone, as on SQLite.
+#[test]
+fn kill_9_at_random_moments_loses_no_job_on_postgres() {
+    if let Some(env) = Env::postgres() {
+        kill_9_at_random_moments(env);
+    }
+}
+
+fn kill_9_at_random_moments(env: Env) {
     jobfile(&env);
     let kills_wanted = if std::env::var_os("QUEUECTL_SOAK").is_some() {
         100

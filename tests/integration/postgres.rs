@@ -141,7 +141,8 @@ fn a_read_command_on_a_new_database_creates_nothing() {
         )
         .expect("the schema version")
         .get(0);
-    assert_eq!(version, "1");
+    // Migration 2 keeps how much a job had written beside its output.
+    assert_eq!(version, "2");
     // A newer schema than this binary knows is refused, changing nothing.
     env.sql()
         .execute(
@@ -394,6 +395,105 @@ fn one_run_owns_the_queue_and_the_others_are_extra_workers() {
         .collect();
     // A killed owner leaves its lease to lapse; one that stopped deletes it.
     assert!(holders.len() <= 1, "{holders:?}");
+}
+
+#[test]
+fn an_extra_run_on_another_host_takes_over_when_the_owner_is_killed() {
+    let Some(env) = Env::postgres() else { return };
+    // The owner's lease (half the workers' 2 s) lapses on the server's
+    // clock; the extra on another host takes the queue over.
+    super::run::an_extra_run_takes_over(
+        &env,
+        [
+            &[("QUEUECTL_HOST_ID", "host-a")],
+            &[("QUEUECTL_HOST_ID", "host-b")],
+        ],
+    );
+}
+
+#[test]
+fn an_owner_whose_lease_was_taken_runs_on_as_extra_and_takes_it_back_when_it_lapses() {
+    let Some(env) = Env::postgres() else { return };
+    env.write(
+        "queuectl.toml",
+        "[settings]\nlease = \"2s\"\n[jobs.once]\ncommand = \"true\"\n",
+    );
+    let owner = env.spawn(&["run"]);
+    wait_until("the owner holds the lease", || {
+        env.sql()
+            .query("SELECT 1 FROM queuectl_owner", &[])
+            .is_ok_and(|rows| rows.len() == 1)
+    });
+    // Another host took the lease over while this one was frozen; its
+    // lease runs 3 s on the server's clock and is not renewed.
+    env.sql()
+        .execute(
+            "UPDATE queuectl_owner SET token = 0, holder = 'pid 1 on elsewhere', \
+             expires_at = (extract(epoch from now()) * 1000)::bigint + 3000",
+            &[],
+        )
+        .expect("take the lease");
+    owner.wait_for_output("took the queue over: this one runs on as extra workers");
+    owner.wait_for_output("(pid 1 on elsewhere) is gone: this one owns it now");
+}
+
+#[test]
+fn logs_follow_on_another_host_shows_output_while_the_job_runs() {
+    let Some(env) = Env::postgres() else { return };
+    let id = env.enqueue(&[
+        "--",
+        "echo first; while [ ! -f go ]; do sleep 0.05; done; echo second",
+    ]);
+    // Host a runs it, its logs (`.queuectl/logs` beside no jobfile) in a
+    // directory of its own.
+    let host_a = env.file("host-a");
+    std::fs::create_dir(&host_a).expect("mkdir host-a");
+    let mut run = env.command(super::harness::bin());
+    run.args(["run", "--until-idle"])
+        .current_dir(&host_a)
+        .env("QUEUECTL_HOST_ID", "host-a");
+    let runner = env.start(run);
+    // Host b follows it, with no log of it here.
+    let mut follow = env.command(super::harness::bin());
+    follow.args(["logs", "--follow", &id]);
+    let follower = env.start(follow);
+    follower.wait_for_output("first\n");
+    assert_eq!(env.state(&id), "processing", "shown while it runs");
+    env.write("go", "");
+    let (code, output) = follower.wait();
+    assert_eq!((code, output.as_str()), (Some(0), "first\nsecond\n"));
+    assert_eq!(runner.wait().0, Some(0));
+    assert!(
+        host_a.join(".queuectl/logs").is_dir(),
+        "host a keeps its log"
+    );
+    assert!(!env.file(".queuectl/logs").exists(), "host b has none");
+}
+
+#[test]
+fn output_past_log_max_bytes_reads_the_same_from_the_database() {
+    let Some(env) = Env::postgres() else { return };
+    env.write(
+        "queuectl.toml",
+        "[settings]\nlog_max_bytes = \"100B\"\n[jobs.big]\ncommand = \"seq 1 200\"\n",
+    );
+    let (code, out) = env.spawn(&["run", "--until-idle"]).wait();
+    assert_eq!(code, Some(0), "{out}");
+    let logs = |args: &[&str]| {
+        let out = env.cmd(args).output().expect("logs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let here = logs(&["logs", "big"]);
+    let tail: String = (1..=200).map(|n| format!("{n}\n")).collect();
+    let tail = &tail[tail.len() - 100..];
+    assert_eq!(
+        here,
+        format!("[queuectl: 592 earlier bytes of output were dropped]\n{tail}")
+    );
+    std::fs::remove_dir_all(env.file(".queuectl/logs")).expect("remove the logs");
+    assert_eq!(logs(&["logs", "big"]), here, "from the database");
+    assert_eq!(logs(&["logs", "--follow", "big"]), here, "followed");
 }
 
 #[test]

@@ -326,6 +326,46 @@ fn a_second_run_on_the_same_queue_joins_as_workers() {
 }
 
 #[test]
+fn an_extra_run_takes_the_queue_over_when_its_owner_is_killed() {
+    an_extra_run_takes_over(&Env::new(), [&[], &[]]);
+}
+
+/// An owner `run` and an extra one (each with these environment
+/// variables); the owner is killed: the extra says it owns the queue now,
+/// fires the jobfile's watches and applies its edits; nothing declared
+/// runs twice. Shared with the PostgreSQL tests.
+pub fn an_extra_run_takes_over(env: &Env, vars: [&[(&str, &str)]; 2]) {
+    let jobfile = "[settings]\nlease = \"2s\"\n\
+         [jobs.once]\ncommand = \"echo ran >> once.log\"\n\
+         [jobs.watched]\ncommand = \"echo ran >> watched.log\"\n\
+         watch = { paths = [\"in/*.txt\"], debounce = \"50ms\" }\n";
+    env.write("queuectl.toml", jobfile);
+    std::fs::create_dir_all(env.file("in")).expect("mkdir in");
+    let owner = env.spawn_with(&["run"], vars[0]);
+    wait_until("the owner ran `once`", || env.read("once.log") == "ran\n");
+    let extra = env.spawn_with(&["run"], vars[1]);
+    extra.wait_for_output("runs as extra workers");
+    owner.signal("KILL");
+    extra.wait_for_output("is gone: this one owns it now");
+    env.write("in/a.txt", "a");
+    wait_until("the new owner fires the watch", || {
+        env.read("watched.log") == "ran\n"
+    });
+    env.write(
+        "queuectl.toml",
+        &format!("{jobfile}[jobs.added]\ncommand = \"echo ran >> added.log\"\n"),
+    );
+    wait_until("the new owner applies the edit", || {
+        env.read("added.log") == "ran\n"
+    });
+    assert_eq!(env.read("once.log"), "ran\n", "nothing ran twice");
+    extra.signal("TERM");
+    let (code, output) = extra.wait();
+    assert_eq!(code, Some(143), "{output}");
+    drop(owner);
+}
+
+#[test]
 fn run_rejects_bad_flags() {
     let env = Env::new();
     env.cmd(["run", "--workers", "0"])

@@ -10,7 +10,7 @@ use super::rows::{self, CLAIMED_COLUMNS, JOB_COLUMNS, deps_json, to_json};
 use super::{PgConn, PgOps};
 use crate::driver::{
     ClaimParams, Counts, DlqStat, FinishParams, JobFilter, JobUpdate, Jobs, LostParams, Moved,
-    QueueFilter,
+    Output, QueueFilter,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
@@ -420,24 +420,32 @@ impl Jobs for PgOps<'_> {
         Ok(counts)
     }
 
-    fn store_output(&mut self, id: &str, run: u32, bytes: &[u8]) -> Result<()> {
+    fn store_output(&mut self, id: &str, run: u32, output: &Output) -> Result<()> {
+        let produced = i64::try_from(output.produced).unwrap_or(i64::MAX);
         self.conn.exec(
-            "INSERT INTO queuectl_outputs (job_id, run, bytes) \
-             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM queuectl_jobs WHERE id = $1) \
-             ON CONFLICT (job_id, run) DO UPDATE SET bytes = excluded.bytes",
-            &[&id, &big(run), &bytes],
+            "INSERT INTO queuectl_outputs (job_id, run, bytes, produced) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM queuectl_jobs WHERE id = $1) \
+             ON CONFLICT (job_id, run) DO UPDATE \
+             SET bytes = excluded.bytes, produced = excluded.produced",
+            &[&id, &big(run), &output.bytes, &produced],
         )?;
         Ok(())
     }
 
-    fn output(&mut self, id: &str, run: u32) -> Result<Option<Vec<u8>>> {
-        self.conn
-            .row(
-                "SELECT bytes FROM queuectl_outputs WHERE job_id = $1 AND run = $2",
-                &[&id, &big(run)],
-            )?
-            .map(|row| rows::get(&row, "bytes"))
-            .transpose()
+    fn output(&mut self, id: &str, run: u32) -> Result<Option<Output>> {
+        let Some(row) = self.conn.row(
+            "SELECT bytes, produced FROM queuectl_outputs WHERE job_id = $1 AND run = $2",
+            &[&id, &big(run)],
+        )?
+        else {
+            return Ok(None);
+        };
+        let bytes: Vec<u8> = rows::get(&row, "bytes")?;
+        let produced: Option<i64> = rows::get(&row, "produced")?;
+        let produced = produced
+            .and_then(|p| u64::try_from(p).ok())
+            .unwrap_or(bytes.len() as u64);
+        Ok(Some(Output { bytes, produced }))
     }
 }
 

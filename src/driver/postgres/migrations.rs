@@ -170,4 +170,10 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at BIGINT NOT NULL
     );
     "#,
+    // 2: output kept while the attempt runs, for `logs --follow` on
+    // another host: how much the job had written when `bytes` was taken
+    // (NULL: all of it is in `bytes`).
+    r#"
+    ALTER TABLE queuectl_outputs ADD COLUMN produced BIGINT;
+    "#,
 ];

@@ -415,8 +415,8 @@ impl Driver for PgDriver {
         Ok(Box::new(feed::PgFeed::new(&self.url)?))
     }
 
-    fn owner_lock(&self) -> Result<Box<dyn OwnerLock>> {
-        Ok(Box::new(feed::OwnerLease::acquire(&self.url)?))
+    fn owner_lock(&self, ttl: Duration) -> Result<Box<dyn OwnerLock>> {
+        Ok(Box::new(feed::OwnerLease::acquire(&self.url, ttl)?))
     }
 
     fn keeps_output(&self) -> bool {

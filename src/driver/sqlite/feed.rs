@@ -14,7 +14,7 @@
 //! elsewhere, and where neither can watch (network file systems) short
 //! sleeps: polling, but still correct.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::SqliteDriver;
@@ -81,15 +81,20 @@ impl ChangeFeed for SqliteFeed {
 /// `queue.db`.
 #[derive(Debug)]
 pub struct LockFile {
+    path: PathBuf,
     lock: FileLock,
     holder: Option<String>,
 }
 
 impl LockFile {
     pub fn acquire(db: &Path) -> Result<LockFile> {
-        let lock = FileLock::acquire(&db.with_extension("lock"))?;
+        LockFile::at(db.with_extension("lock"))
+    }
+
+    fn at(path: PathBuf) -> Result<LockFile> {
+        let lock = FileLock::acquire(&path)?;
         let holder = lock.other.map(|pid| format!("pid {pid}"));
-        Ok(LockFile { lock, holder })
+        Ok(LockFile { path, lock, holder })
     }
 }
 
@@ -97,5 +102,13 @@ impl OwnerLock for LockFile {
     fn holder(&self) -> Option<&str> {
         debug_assert_eq!(self.lock.held(), self.holder.is_none());
         self.holder.as_deref()
+    }
+
+    /// The kernel releases an flock when its holder ends, however it ends.
+    fn try_take(&mut self) -> Result<bool> {
+        if self.holder.is_some() {
+            *self = LockFile::at(self.path.clone())?;
+        }
+        Ok(self.holder.is_none())
     }
 }

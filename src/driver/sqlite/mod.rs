@@ -384,7 +384,7 @@ impl Driver for SqliteDriver {
         Ok(Box::new(feed::SqliteFeed::new(connection)?))
     }
 
-    fn owner_lock(&self) -> Result<Box<dyn OwnerLock>> {
+    fn owner_lock(&self, _ttl: Duration) -> Result<Box<dyn OwnerLock>> {
         Ok(Box::new(feed::LockFile::acquire(self.path())?))
     }
 }

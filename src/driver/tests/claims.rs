@@ -3,6 +3,7 @@
 //! keys.
 
 use super::*;
+use crate::driver::Output;
 
 // ---------------------------------------------------------------------
 // Inserts and the reads of the commands.
@@ -673,18 +674,23 @@ fn claimed_copy(e: &mut Engine, id: &str) -> Result<Claimed> {
 /// attempt, replaces it when told again, and forgets it with its job; one
 /// that does not keeps nothing (its logs directory does).
 pub(super) fn output_is_kept_where_the_driver_keeps_it(q: &mut Queue) -> Result<()> {
+    let output = |bytes: &[u8], produced: u64| Output {
+        bytes: bytes.to_vec(),
+        produced,
+    };
     q.engine.write(|ops| ops.insert_jobs(&[job("a")]))?;
-    q.engine.store_output("a", 1, b"hello\n\xff")?;
+    q.engine.store_output("a", 1, &output(b"hello\n\xff", 7))?;
     let kept = q.engine.output("a", 1)?;
     if !q.engine.keeps_output() {
         assert_eq!(kept, None);
         return Ok(());
     }
-    assert_eq!(kept.as_deref(), Some(&b"hello\n\xff"[..]));
-    q.engine.store_output("a", 1, b"tail")?;
-    assert_eq!(q.engine.output("a", 1)?.as_deref(), Some(&b"tail"[..]));
+    assert_eq!(kept, Some(output(b"hello\n\xff", 7)));
+    // While it runs, and again when it ends: the latest replaces it.
+    q.engine.store_output("a", 1, &output(b"tail", 1_000_000))?;
+    assert_eq!(q.engine.output("a", 1)?, Some(output(b"tail", 1_000_000)));
     assert_eq!(q.engine.output("a", 2)?, None);
-    q.engine.store_output("nobody", 1, b"x")?;
+    q.engine.store_output("nobody", 1, &output(b"x", 1))?;
     assert_eq!(q.engine.output("nobody", 1)?, None, "no job, no output");
     q.engine.write(|ops| ops.delete_jobs(&strings(&["a"])))?;
     assert_eq!(q.engine.output("a", 1)?, None, "deleted with its job");

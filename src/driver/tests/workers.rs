@@ -444,15 +444,26 @@ pub(super) fn workers_and_stop_requests(q: &mut Queue) -> Result<()> {
 // ---------------------------------------------------------------------
 
 pub(super) fn side_channels(q: &mut Queue) -> Result<()> {
-    // The owner lock: one holder at a time; released when dropped.
+    // The owner lock: one holder at a time; released when dropped, and
+    // then taken by one that tries again.
+    let ttl = Duration::from_secs(30);
     let other = q.connect()?;
-    let first = q.engine.owner_lock()?;
+    let mut first = q.engine.owner_lock(ttl)?;
     assert_eq!(first.holder(), None, "the first taker holds it");
-    let second = other.owner_lock()?;
+    let mut second = other.owner_lock(ttl)?;
     assert!(second.holder().is_some(), "the second learns who holds it");
-    drop(second);
+    assert!(!second.try_take()?, "not while the first holds it");
+    assert!(first.try_take()?, "the holder holds it");
+    assert!(!first.lost(), "nobody took it from the holder");
     drop(first);
-    assert_eq!(other.owner_lock()?.holder(), None, "released");
+    assert!(second.try_take()?, "the second takes it once released");
+    assert_eq!(second.holder(), None);
+    let mut third = other.owner_lock(ttl)?;
+    assert!(third.holder().is_some(), "held by the second now");
+    drop(second);
+    assert!(third.try_take()?, "released again");
+    drop(third);
+    assert_eq!(other.owner_lock(ttl)?.holder(), None, "released");
 
     // The change feed: another connection's commit is seen.
     let mut feed = q.engine.change_feed()?;
