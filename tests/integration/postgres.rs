@@ -497,6 +497,106 @@ fn output_past_log_max_bytes_reads_the_same_from_the_database() {
 }
 
 #[test]
+fn tls_verify_full_with_the_servers_ca_and_clear_errors_without_it() {
+    let Some(env) = Env::postgres() else { return };
+    let ca = match std::env::var("QUEUECTL_TEST_PG_CA") {
+        Ok(ca) if !ca.is_empty() => ca,
+        _ => {
+            assert!(
+                std::env::var_os("QUEUECTL_REQUIRE_PG").is_none(),
+                "QUEUECTL_REQUIRE_PG is set but QUEUECTL_TEST_PG_CA is not (scripts/pg-server needs openssl)"
+            );
+            eprintln!("note: the test server has no TLS; this test did not run");
+            return;
+        }
+    };
+    // verify-full with the server's CA; and the default, `prefer`, which
+    // encrypts without asking who signed the certificate, as libpq does.
+    for (n, params) in [
+        format!("sslmode=verify-full&sslrootcert={ca}"),
+        String::new(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let app = format!("qc-tls-{}-{n}", std::process::id());
+        let url = format!("{}&{params}&application_name={app}", env.db_url());
+        let out = env
+            .cmd([
+                "--json",
+                "enqueue",
+                "--",
+                "while [ ! -f go ]; do sleep 0.05; done",
+            ])
+            .env("QUEUECTL_DB", &url)
+            .output()
+            .expect("enqueue");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let enqueued: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let id = enqueued[0]["id"].as_str().expect("an id").to_string();
+        let runner = env.spawn_with(&["run", "--until-idle"], &[("QUEUECTL_DB", &url)]);
+        wait_until("the job runs", || env.state(&id) == "processing");
+        // Every session of the worker is encrypted.
+        let sessions: Vec<bool> = env
+            .sql()
+            .query(
+                "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = $1",
+                &[&app],
+            )
+            .expect("pg_stat_ssl")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(
+            !sessions.is_empty() && sessions.iter().all(|ssl| *ssl),
+            "{params}: {sessions:?}"
+        );
+        env.write("go", "");
+        assert_eq!(runner.wait().0, Some(0));
+        assert_eq!(env.state(&id), "completed");
+        std::fs::remove_file(env.file("go")).expect("rm go");
+    }
+
+    // Without the CA, verify-full trusts only the system's roots, which did
+    // not sign the test server's certificate.
+    let untrusted = format!("{}&sslmode=verify-full", env.db_url());
+    // A server that answers the TLS request with "no" (as one without TLS
+    // does) while the URL requires it.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = plain.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in plain.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 8];
+            if stream.read_exact(&mut request).is_ok() {
+                let _ = stream.write_all(b"N");
+            }
+        }
+    });
+    let no_tls = format!("postgres://u:p@127.0.0.1:{port}/d?sslmode=require");
+    for (db, says) in [
+        (untrusted.as_str(), "TLS with the server failed"),
+        (no_tls.as_str(), "TLS"),
+    ] {
+        let out = env
+            .cmd(["status"])
+            .env("QUEUECTL_DB", db)
+            .output()
+            .expect("status");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{db}: {stderr}");
+        assert!(stderr.contains(says), "{db}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
 fn hosts_whose_clocks_disagree_go_by_the_servers() {
     let Some(env) = Env::postgres() else { return };
     if !super::harness::require("faketime") {

@@ -489,12 +489,62 @@ fn tls_connector(url: &PgUrl) -> Result<tokio_postgres_rustls::MakeRustlsConnect
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let algorithms = provider.signature_verification_algorithms;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    if url.ssl == url::SslMode::Prefer && url.root_cert.is_none() {
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(EncryptOnly(algorithms)));
+    }
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// `sslmode=prefer` (the default) without `sslrootcert`: encrypt when the
+/// server offers TLS, whoever signed its certificate, as libpq does. A
+/// server with a self-signed certificate (Debian's default) then works
+/// with a plain URL; `prefer` cannot stop an attacker anyway (one who can
+/// answer for the server can decline TLS), `require` and `verify-*` verify.
+/// The handshake's signatures are still checked.
+#[derive(Debug)]
+struct EncryptOnly(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
 }
 
 /// A connection that failed: refused, unknown host, wrong password,

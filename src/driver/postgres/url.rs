@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 pub enum SslMode {
     /// Never.
     Disable,
-    /// When the server offers it (the certificate is verified if used).
+    /// When the server offers it, whoever signed its certificate (as
+    /// libpq does), unless `sslrootcert` names the roots to verify with.
     Prefer,
     /// Always, the certificate chain and the host name verified.
     Require,
