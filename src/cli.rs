@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// A declarative job runner: shell jobs in a persistent SQLite queue, run by
 /// a pool of workers with retries, backoff and a dead letter queue.
 #[derive(Debug, Parser)]
-#[command(name = "queuectl", version, about, max_term_width = 100)]
+#[command(name = "queuectl", version = env!("QUEUECTL_VERSION"), about, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -7,6 +7,7 @@ mod integration {
     mod bad_input;
     mod chaos;
     mod ci;
+    mod conventions;
     mod enqueue;
     mod fixtures;
     mod jobfile;

@@ -4,14 +4,16 @@
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-use crate::error::{EXIT_OK, Result};
+use crate::error::{EXIT_OK, Error, Result};
+use crate::output::print_out;
 
 pub fn run(shell: clap_complete::Shell) -> Result<u8> {
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "queuectl",
-        &mut std::io::stdout(),
-    );
+    // Rendered first, then written like every other output: clap_complete
+    // panics when its writer fails, as stdout does on a closed pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "queuectl", &mut script);
+    let script = String::from_utf8(script)
+        .map_err(|e| Error::Internal(format!("a completion script is not UTF-8: {e}")))?;
+    print_out(&script)?;
     Ok(EXIT_OK)
 }

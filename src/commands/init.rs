@@ -20,6 +20,8 @@ const STARTER: &str = r##"#:schema ./queuectl.schema.json
 [settings]
 # db = ".queuectl/queue.db"   # the queue, relative to this file
 # keep_finished = "7d"        # completed and cancelled jobs older than this are pruned
+# dlq_max_jobs = 10000        # dead jobs kept at most (the oldest go first)…
+# dlq_max_age = "30d"         # …and for at most this long
 # log_max_bytes = "1MiB"      # output kept per attempt (the tail)
 
 [queues.default]

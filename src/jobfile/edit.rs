@@ -36,6 +36,10 @@ const ALIASES: &[(&str, &str)] = &[
     ("db", "settings.db"),
     ("keep-finished", "settings.keep_finished"),
     ("keep_finished", "settings.keep_finished"),
+    ("dlq-max-jobs", "settings.dlq_max_jobs"),
+    ("dlq_max_jobs", "settings.dlq_max_jobs"),
+    ("dlq-max-age", "settings.dlq_max_age"),
+    ("dlq_max_age", "settings.dlq_max_age"),
     ("log-max-bytes", "settings.log_max_bytes"),
     ("log_max_bytes", "settings.log_max_bytes"),
     ("lease", "settings.lease"),
@@ -48,7 +52,15 @@ const RETRY_KEYS: &[&str] = &[
     "jitter",
     "no_retry_exit_codes",
 ];
-const SETTINGS_KEYS: &[&str] = &["db", "keep_finished", "log_max_bytes", "lease", "timeout"];
+const SETTINGS_KEYS: &[&str] = &[
+    "db",
+    "keep_finished",
+    "dlq_max_jobs",
+    "dlq_max_age",
+    "log_max_bytes",
+    "lease",
+    "timeout",
+];
 
 /// The path a key names: an alias, or a dotted path (`jobs."a.b".priority`).
 /// A lone word that is no alias is an error with a "did you mean".
@@ -82,7 +94,7 @@ pub fn resolve_key(key: &str) -> Result<Vec<String>> {
 pub fn parse_value(path: &[String], text: &str) -> Value {
     let is_duration = matches!(
         path.last().map(String::as_str),
-        Some("timeout" | "lease" | "keep_finished" | "max_delay" | "debounce")
+        Some("timeout" | "lease" | "keep_finished" | "dlq_max_age" | "max_delay" | "debounce")
     );
     if is_duration && let Ok(secs) = text.trim().parse::<u64>() {
         return Value::from(crate::duration::human(std::time::Duration::from_secs(secs)));
@@ -192,13 +204,16 @@ fn check(edited: &str, file: &Path, what: &str) -> Result<()> {
 }
 
 /// Writes `text` over `path` atomically: a temp file beside it, synced,
-/// then renamed, so a reader sees the old file or the new, never half.
+/// renamed, and the directory synced, so a reader sees the old file or
+/// the new, never half, and a crash loses neither. A symlink stays a
+/// symlink: its target is what gets replaced.
 pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let dir = path
+    let target = resolve_links(path).map_err(|e| Error::io("follow the link", path, e))?;
+    let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -206,16 +221,38 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            std::fs::set_permissions(&temp, meta.permissions())?;
+        if let Ok(meta) = std::fs::metadata(&target) {
+            file.set_permissions(meta.permissions())?;
         }
-        std::fs::rename(&temp, path)
+        file.sync_all()?;
+        std::fs::rename(&temp, &target)
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&temp);
-        Error::io("write", path, e)
-    })
+        Error::io("write", &target, e)
+    })?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync", dir, e))
+}
+
+/// The file a path names once its symlinks are followed (a link to a
+/// file not there yet names where it would be).
+fn resolve_links(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = std::fs::read_link(&at)?;
+                at = match at.parent() {
+                    Some(dir) if link.is_relative() => dir.join(link),
+                    _ => link,
+                };
+            }
+            _ => return Ok(at),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
 /// One setting: its key, effective value, and where that comes from.
@@ -295,6 +332,8 @@ pub fn effective(jobfile: &Jobfile, path: &[String]) -> String {
             |p| format!("{:?}", shown_db(&p.display().to_string())),
         ),
         ["settings", "keep_finished"] => format!("\"{}\"", short(jobfile.settings.keep_finished)),
+        ["settings", "dlq_max_jobs"] => jobfile.settings.dlq_max_jobs.to_string(),
+        ["settings", "dlq_max_age"] => format!("\"{}\"", short(jobfile.settings.dlq_max_age)),
         ["settings", "log_max_bytes"] => jobfile.settings.log_max_bytes.to_string(),
         ["settings", "lease"] => format!("\"{}\"", short(jobfile.settings.lease)),
         ["settings", "timeout"] => jobfile

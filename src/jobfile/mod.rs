@@ -61,6 +61,10 @@ pub struct Settings {
     /// The database, resolved against the jobfile's directory, if set.
     pub db: Option<PathBuf>,
     pub keep_finished: Duration,
+    /// The dead letter queue's cap: at most this many jobs…
+    pub dlq_max_jobs: u64,
+    /// …none older than this.
+    pub dlq_max_age: Duration,
     pub log_max_bytes: u64,
     pub lease: Duration,
     /// The timeout of jobs that set none.

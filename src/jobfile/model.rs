@@ -45,6 +45,13 @@ pub struct SettingsSpec {
     /// Default: `7d`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_finished: Option<HumanDuration>,
+    /// The dead letter queue keeps at most this many jobs; workers delete
+    /// the oldest beyond it. Default: `10000`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlq_max_jobs: Option<u64>,
+    /// Dead jobs older than this are deleted by workers. Default: `30d`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlq_max_age: Option<HumanDuration>,
     /// The most output kept per attempt (the tail), e.g. `1MiB`. Default: `1MiB`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_max_bytes: Option<ByteSize>,

@@ -270,6 +270,10 @@ impl Validator<'_> {
                 }
             }),
             keep_finished: spec.keep_finished.map_or(DEFAULT_KEEP_FINISHED, |d| d.0),
+            dlq_max_jobs: spec.dlq_max_jobs.unwrap_or(crate::runtime::DLQ_MAX_JOBS),
+            dlq_max_age: spec
+                .dlq_max_age
+                .map_or(crate::runtime::DLQ_MAX_AGE, |d| d.0),
             log_max_bytes: spec.log_max_bytes.map_or(DEFAULT_LOG_MAX_BYTES, |b| b.0),
             lease,
             timeout: spec.timeout.map(|t| t.0),

@@ -49,9 +49,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// silent this long is declared dead (on this host, as soon as its pid is
 /// gone).
 pub const LEASE: Duration = Duration::from_secs(30);
-/// The dead letter queue keeps at most this many jobs…
+/// The dead letter queue keeps at most this many jobs (unless
+/// `settings.dlq_max_jobs` says)…
 pub const DLQ_MAX_JOBS: u64 = 10_000;
-/// …for at most this long.
+/// …for at most this long (unless `settings.dlq_max_age` says).
 pub const DLQ_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long an edit of the jobfile that would cancel jobs must leave the
 /// file unchanged before `run` applies it.

@@ -504,9 +504,15 @@ impl Supervisor<'_> {
             self.follow(presence);
         }
         self.rescue()?;
+        let (max_jobs, max_age) = self
+            .jobfile
+            .as_ref()
+            .map_or((DLQ_MAX_JOBS, DLQ_MAX_AGE), |j| {
+                (j.settings.dlq_max_jobs, j.settings.dlq_max_age)
+            });
         let capped = self
             .engine
-            .cap_dlq(DLQ_MAX_JOBS, as_millis_i64(DLQ_MAX_AGE), wall)?;
+            .cap_dlq(max_jobs, as_millis_i64(max_age), wall)?;
         self.options.logs.remove(&capped);
         if let Some(keep) = self
             .jobfile

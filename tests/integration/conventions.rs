@@ -1,0 +1,184 @@
+//! The conventions users of cargo, nextest, just and kubectl expect: a
+//! closed pipe is not a crash, …
+
+use super::harness::{Env, bin};
+
+/// Every command with its stdout a pipe nobody reads (`| head -c0`):
+/// never a panic, never the "failed" exit code of a crash (101).
+#[test]
+fn no_command_panics_on_a_closed_pipe() {
+    let env = Env::new();
+    env.write(
+        "queuectl.toml",
+        "[jobs.a]\ncommand = \"echo a-out\"\n[jobs.b]\ncommand = \"exit 3\"\nafter = [\"a\"]\n\
+         [retry.default]\nmax_retries = 0\n",
+    );
+    let (code, out) = env.spawn(&["run", "--until-idle"]).wait();
+    assert_eq!(code, Some(1), "{out}");
+    let a = env.jobs_of("a")[0]["id"].as_str().expect("id").to_string();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["--help"],
+        vec!["--version"],
+        vec!["help", "run"],
+        vec!["completions", "bash"],
+        vec!["completions", "zsh"],
+        vec!["completions", "fish"],
+        vec!["schema"],
+        vec!["list"],
+        vec!["--json", "list"],
+        vec!["status"],
+        vec!["--json", "status"],
+        vec!["show", &a],
+        vec!["--json", "show", &a],
+        vec!["logs", &a],
+        vec!["logs", "--follow", &a],
+        vec!["dlq", "list"],
+        vec!["dlq", "stats"],
+        vec!["config", "list"],
+        vec!["config", "get", "settings.lease"],
+        vec!["plan"],
+        vec!["worker", "status"],
+        vec!["run", "--until-idle", "--allow-empty"],
+        vec!["enqueue", "echo", "x"],
+        vec!["--json", "enqueue", "echo", "y"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = env
+            .command(bin())
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run queuectl");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {stderr}");
+        assert!(out.status.code().is_some(), "{args:?} died by a signal");
+    }
+}
+
+/// `config set` on a jobfile that is a symlink (dotfiles, a shared
+/// config) edits the file the link points to and keeps the link.
+#[test]
+fn config_set_through_a_symlink_keeps_the_link() {
+    let env = Env::new();
+    std::fs::create_dir(env.file("shared")).expect("mkdir");
+    env.write("shared/real.toml", "# kept\n[jobs.a]\ncommand = \"true\"\n");
+    std::os::unix::fs::symlink("shared/real.toml", env.file("queuectl.toml")).expect("symlink");
+    env.cmd(["config", "set", "settings.lease", "10s"])
+        .assert()
+        .success();
+    let link = std::fs::symlink_metadata(env.file("queuectl.toml")).expect("the link");
+    assert!(link.file_type().is_symlink(), "still a link");
+    let text = env.read("shared/real.toml");
+    assert!(text.starts_with("# kept\n"), "{text}");
+    assert!(text.contains("lease = \"10s\""), "{text}");
+    let leftovers: Vec<_> = std::fs::read_dir(env.file("shared"))
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temp file left: {leftovers:?}");
+}
+
+/// `--version` names the commit a git checkout was built from, as
+/// cargo's and rustc's do.
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let env = Env::new();
+    let out = env.cmd(["--version"]).output().expect("queuectl --version");
+    assert!(out.status.success());
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%h %cs"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let expected = match commit {
+        Some(commit) => format!("queuectl {version} ({commit})\n"),
+        None => format!("queuectl {version}\n"),
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+}
+
+/// The README is self-contained: every link it makes is to a file of the
+/// repository (or a web address), none outside it.
+#[test]
+fn the_readme_links_only_inside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut links = 0;
+    for part in readme.split("](").skip(1) {
+        let Some(target) = part.split(')').next() else {
+            continue;
+        };
+        let target = target.split('#').next().unwrap_or_default();
+        if target.is_empty() || target.starts_with("https://") || target.starts_with("http://") {
+            continue;
+        }
+        links += 1;
+        assert!(
+            !target.contains(".."),
+            "a link out of the repository: {target}"
+        );
+        assert!(root.join(target).exists(), "a link to nothing: {target}");
+    }
+    assert!(
+        links >= 4,
+        "the README links its companions ({links} links)"
+    );
+    for file in [
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "CHANGELOG.md",
+        "ARCHITECTURE.md",
+    ] {
+        assert!(
+            readme.contains(&format!("]({file})")),
+            "README links {file}"
+        );
+    }
+}
+
+/// The dead letter queue's cap is a setting: `settings.dlq_max_jobs`
+/// keeps the newest so many, `settings.dlq_max_age` drops the older.
+#[test]
+fn the_dead_letter_queue_cap_is_configurable() {
+    let env = Env::new();
+    env.write(
+        "queuectl.toml",
+        "[settings]\nlease = \"1s\"\ndlq_max_jobs = 2\n[retry.default]\nmax_retries = 0\n",
+    );
+    let ids: Vec<String> = (0..4)
+        .map(|n| env.enqueue(&["--id", &format!("dead-{n}"), "--", "exit 1"]))
+        .collect();
+    assert_eq!(ids.len(), 4);
+    env.cmd(["config", "get", "settings.dlq_max_jobs"])
+        .assert()
+        .success()
+        .stdout("2\n");
+    let run = env.spawn(&["run"]);
+    let dead = || -> Vec<String> {
+        env.json(&["dlq", "list"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|j| j["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    super::harness::wait_until("the DLQ is capped at 2", || {
+        env.json(&["status"])["totals"]["completed"] == 0 && dead().len() == 2
+    });
+    let mut kept = dead();
+    kept.sort();
+    assert_eq!(kept, ["dead-2", "dead-3"], "the newest are kept");
+    env.cmd(["config", "set", "dlq_max_age", "1s"])
+        .assert()
+        .success();
+    super::harness::wait_until("the DLQ is emptied by age", || dead().is_empty());
+    drop(run);
+}
