@@ -81,6 +81,8 @@ pub enum Command {
     Show(IdArg),
     /// The output of a job's attempt
     Logs(LogsArgs),
+    /// Wait until a job ends: exit 0 when it completed, 1 when it died or was cancelled
+    Wait(WaitArgs),
     /// Cancel a pending job, or stop a running one
     Cancel(IdArg),
     /// The dead letter queue
@@ -287,6 +289,15 @@ pub struct LogsArgs {
     /// Keep printing output as the job runs; end when it ends
     #[arg(long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// A job's id, or a definition's name (its latest run); `id:ID` for an id
+    pub id: String,
+    /// Give up after this long (exit 124), e.g. `10m`
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,8 @@ pub const EXIT_JOBS_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// queuectl itself failed (a bug, or the machine refused something).
 pub const EXIT_INTERNAL: u8 = 3;
+/// `wait --timeout`: the job had not ended in time (as timeout(1) says).
+pub const EXIT_TIMED_OUT: u8 = 124;
 /// Stopped by SIGINT (128 + 2), as shells report it.
 pub const EXIT_SIGINT: u8 = 130;
 /// Stopped by SIGTERM (128 + 15).

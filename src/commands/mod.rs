@@ -14,6 +14,7 @@ mod run;
 mod show;
 mod status;
 mod validate;
+mod wait;
 mod worker;
 
 use crate::cli::Command;
@@ -38,6 +39,7 @@ pub fn dispatch(context: &Context, command: Command) -> Result<u8> {
         Command::List(args) => list::run(context, &args),
         Command::Show(args) => show::run(context, &args.id),
         Command::Logs(args) => logs::run(context, &args),
+        Command::Wait(args) => wait::run(context, &args),
         Command::Cancel(args) => cancel::run(context, &args.id),
         Command::Dlq(command) => dlq::run(context, command),
         Command::Prune(args) => prune::run(context, &args),

@@ -32,6 +32,7 @@ fn no_command_panics_on_a_closed_pipe() {
         vec!["--json", "show", &a],
         vec!["logs", &a],
         vec!["logs", "--follow", &a],
+        vec!["wait", &a],
         vec!["dlq", "list"],
         vec!["dlq", "stats"],
         vec!["config", "list"],
@@ -161,7 +162,8 @@ fn the_dead_letter_queue_cap_is_configurable() {
         .assert()
         .success()
         .stdout("2\n");
-    let run = env.spawn(&["run"]);
+    // One at a time: they die in the order they were enqueued.
+    let run = env.spawn(&["run", "--workers", "1"]);
     let dead = || -> Vec<String> {
         env.json(&["dlq", "list"])
             .as_array()
@@ -181,4 +183,38 @@ fn the_dead_letter_queue_cap_is_configurable() {
         .success();
     super::harness::wait_until("the DLQ is emptied by age", || dead().is_empty());
     drop(run);
+}
+
+/// `wait` blocks until the job ends and exits with its outcome, as
+/// `pueue wait` does; `--timeout` gives up with 124, as timeout(1) does.
+#[test]
+fn wait_exits_with_the_jobs_outcome() {
+    let env = Env::new();
+    let ok = env.enqueue(&["--", "sleep 0.2"]);
+    let bad = env.enqueue(&["--max-retries", "0", "--", "exit 3"]);
+    let waiting_ok = env.spawn(&["wait", &ok]);
+    let waiting_bad = env.spawn(&["wait", &bad]);
+    // Nobody runs them yet: a short timeout gives up.
+    let out = env
+        .cmd(["wait", "--timeout", "200ms", &ok])
+        .output()
+        .expect("wait");
+    assert_eq!(out.status.code(), Some(124));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is still pending after 200ms"));
+    let (code, _) = env.spawn(&["run", "--until-idle"]).wait();
+    assert_eq!(code, Some(1));
+    let (code, output) = waiting_ok.wait();
+    assert_eq!(
+        (code, output),
+        (Some(0), format!("{ok} completed (exit 0)\n"))
+    );
+    let (code, output) = waiting_bad.wait();
+    assert_eq!((code, output), (Some(1), format!("{bad} dead (exit 3)\n")));
+    let out = env.cmd(["--json", "wait", &bad]).output().expect("wait");
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["state"], "dead", "{json}");
+    assert_eq!(json["exit_code"], 3, "{json}");
+    env.cmd(["wait", "nope"]).assert().code(2);
+    env.cmd(["wait", "--timeout", "soon", &ok]).assert().code(2);
 }
