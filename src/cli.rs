@@ -81,7 +81,7 @@ pub enum Command {
     Show(IdArg),
     /// The output of a job's attempt
     Logs(LogsArgs),
-    /// Wait until a job ends: exit 0 when it completed, 1 when it died or was cancelled
+    /// Wait until jobs end: exit 0 when all completed, 1 when one died or was cancelled
     Wait(WaitArgs),
     /// Cancel a pending job, or stop a running one
     Cancel(IdArg),
@@ -293,8 +293,9 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
-    /// A job's id, or a definition's name (its latest run); `id:ID` for an id
-    pub id: String,
+    /// Jobs' ids, or definitions' names (their latest runs); `id:ID` for an id
+    #[arg(required = true, value_name = "ID|NAME")]
+    pub ids: Vec<String>,
     /// Give up after this long (exit 124), e.g. `10m`
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,

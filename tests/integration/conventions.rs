@@ -213,8 +213,16 @@ fn wait_exits_with_the_jobs_outcome() {
     let out = env.cmd(["--json", "wait", &bad]).output().expect("wait");
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(json["state"], "dead", "{json}");
-    assert_eq!(json["exit_code"], 3, "{json}");
+    assert_eq!(json[0]["state"], "dead", "{json}");
+    assert_eq!(json[0]["exit_code"], 3, "{json}");
+    // Several: 0 only when all completed, one line each.
+    let out = env.cmd(["wait", &ok, &bad]).output().expect("wait");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{ok} completed (exit 0)\n{bad} dead (exit 3)\n")
+    );
+    env.cmd(["wait", &ok, &ok]).assert().code(0);
     env.cmd(["wait", "nope"]).assert().code(2);
     env.cmd(["wait", "--timeout", "soon", &ok]).assert().code(2);
 }
