@@ -74,7 +74,7 @@ pub enum Command {
     /// Add jobs: a command, a JSON job, or a JSON / JSON Lines file
     Enqueue(EnqueueArgs),
     /// Counts by state and queue, and the live workers
-    Status,
+    Status(StatusArgs),
     /// List jobs, newest first
     List(ListArgs),
     /// One job: its settings, provenance and attempts
@@ -93,6 +93,9 @@ pub enum Command {
     /// Background workers
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// Pause, resume and list queues
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Print shell completions
     Completions(CompletionsArgs),
 }
@@ -255,6 +258,22 @@ pub struct EnqueueArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Keep showing it, redrawn in place on a terminal (one JSON object a
+    /// line with --json) each time it changes; Ctrl-C ends it
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+    /// With --watch: look at least this often, e.g. `500ms`
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2s",
+        requires = "watch"
+    )]
+    pub interval: String,
+}
+
+#[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only jobs in this state (pending, processing|running, completed, failed, dead, cancelled)
     #[arg(long)]
@@ -356,6 +375,23 @@ pub enum WorkerCommand {
     Stop(WorkerStopArgs),
     /// The registered workers and what they run
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Stop claiming a queue's jobs (on every worker and host) until it is resumed
+    Pause(QueueNames),
+    /// Let workers claim a paused queue's jobs again
+    Resume(QueueNames),
+    /// Every queue: its limit, running and waiting jobs, and whether it is paused
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct QueueNames {
+    /// Queue names
+    #[arg(required = true, value_name = "QUEUE")]
+    pub queues: Vec<String>,
 }
 
 #[derive(Debug, Args)]

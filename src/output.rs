@@ -123,12 +123,17 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 pub fn print_out(text: &str) -> Result<()> {
+    write_out(text).map(|_| ())
+}
+
+/// Writes to stdout; false when the reader has closed the pipe (a loop
+/// that prints, as `status --watch`, then ends).
+pub fn write_out(text: &str) -> Result<bool> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::Internal(format!("cannot write to stdout: {e}")))
-        }
-        _ => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Error::Internal(format!("cannot write to stdout: {e}"))),
+        Ok(()) => Ok(true),
     }
 }
 
@@ -155,5 +160,30 @@ mod tests {
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("a\nb", 10), "a b");
         assert_eq!(truncate("abcdefghijkl", 5), "abcd…");
+    }
+}
+
+/// serde: a time kept as milliseconds since the epoch, written in JSON
+/// as RFC 3339 in UTC (`2026-11-23T09:30:00.250Z`).
+pub mod json_time {
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&crate::clock::rfc3339(*ms))
+    }
+
+    /// The same for an optional time (`null` when there is none).
+    pub mod option {
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(
+            ms: &Option<i64>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match ms {
+                Some(ms) => super::serialize(ms, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
     }
 }

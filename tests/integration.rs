@@ -15,6 +15,7 @@ mod integration {
     mod limits;
     mod model;
     mod postgres;
+    mod queues;
     pub mod run;
     mod triggers;
     mod workers;

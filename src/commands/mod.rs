@@ -10,6 +10,7 @@ mod list;
 mod logs;
 mod plan;
 mod prune;
+mod queue;
 mod run;
 mod show;
 mod status;
@@ -35,7 +36,7 @@ pub fn dispatch(context: &Context, command: Command) -> Result<u8> {
         Command::Config(command) => config::run(context, command),
         Command::Run(args) => run::run(context, &args),
         Command::Enqueue(args) => enqueue::run(context, args),
-        Command::Status => status::run(context),
+        Command::Status(args) => status::run(context, &args),
         Command::List(args) => list::run(context, &args),
         Command::Show(args) => show::run(context, &args.id),
         Command::Logs(args) => logs::run(context, &args),
@@ -44,6 +45,7 @@ pub fn dispatch(context: &Context, command: Command) -> Result<u8> {
         Command::Dlq(command) => dlq::run(context, command),
         Command::Prune(args) => prune::run(context, &args),
         Command::Worker(command) => worker::run(context, command),
+        Command::Queue(command) => queue::run(context, command),
         Command::Completions(args) => completions::run(args.shell),
     }
 }

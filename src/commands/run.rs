@@ -2,7 +2,8 @@
 //! follow its edits; with `--until-idle`, the CI step. Its exit code comes
 //! from the declared state: 1 when a one-shot job of the jobfile has a
 //! latest run that is dead (or was cancelled because a dependency died),
-//! even when this run started nothing; 2 when there is nothing to run.
+//! even when this run started nothing, or still waits in a paused queue;
+//! 2 when there is nothing to run.
 
 use std::io::{IsTerminal, Write};
 
@@ -91,7 +92,13 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     };
     let (summary, mut record) = report::supervise(&options, Some(lock), style.clone(), started_at)?;
     let declared = declared(context, options.jobfile.as_ref(), started_at)?;
-    let failed_before = declared.iter().any(blocks_ci);
+    // A declared job left waiting in a paused queue did not run: not a
+    // green CI step.
+    let paused = context.engine_read()?.paused_queues()?;
+    let held = |job: &Declared| {
+        options.until_idle && job.state.is_waiting() && paused.contains_key(&job.queue)
+    };
+    let failed_before = declared.iter().any(|job| blocks_ci(job) || held(job));
     for job in declared {
         record.add_declared(job);
     }

@@ -4,72 +4,47 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::clock::{now_ms, relative};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::StatusArgs;
+use crate::clock::{local, now_ms, relative};
 use crate::context::Context;
-use crate::driver::WorkerInfo;
-use crate::error::{EXIT_OK, Result};
+use crate::duration::{self, human};
+use crate::engine::Engine;
+use crate::error::{EXIT_OK, Error, Result};
 use crate::job::JobState;
-use crate::output::{Painter, cell, print_json, print_out, state_style, table};
-use crate::view::{ScheduleView, render_schedules, schedules, worker_state};
+use crate::output::{Painter, cell, print_json, print_out, state_style, table, write_out};
+use crate::view::{
+    QueueView, ScheduleView, WorkerView, job_label, queue_views, render_schedules, schedules,
+    worker_views,
+};
 
 #[derive(Debug, Serialize)]
 struct Status {
-    /// queue → state → count (every state present, zeros included).
-    queues: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// Every queue a job, the applied jobfile or a pause names.
+    queues: Vec<QueueView>,
+    /// Jobs in each state, over every queue.
     totals: BTreeMap<&'static str, u64>,
-    /// Worker counts the jobfile declares (as of the last apply).
-    declared: BTreeMap<String, u32>,
     workers: Vec<WorkerView>,
     schedules: Vec<ScheduleView>,
 }
 
-#[derive(Debug, Serialize)]
-struct WorkerView {
-    #[serde(flatten)]
-    info: WorkerInfo,
-    state: &'static str,
-}
-
-pub fn run(context: &Context) -> Result<u8> {
+pub fn run(context: &Context, args: &StatusArgs) -> Result<u8> {
     let mut store = context.engine_read()?;
-    let counts = store.counts()?;
-    let now = now_ms();
-    let workers: Vec<WorkerView> = store
-        .workers()?
-        .into_iter()
-        .map(|info| WorkerView {
-            state: worker_state(&info, now),
-            info,
-        })
-        .collect();
-    let zero = || {
-        JobState::ALL
-            .iter()
-            .map(|s| (s.as_str(), 0))
-            .collect::<BTreeMap<_, _>>()
-    };
-    let declared = store.declared_queues()?;
-    let mut queues: BTreeMap<String, BTreeMap<&'static str, u64>> =
-        declared.keys().map(|q| (q.clone(), zero())).collect();
-    for (queue, state, n) in &counts.rows {
-        *queues
-            .entry(queue.clone())
-            .or_insert_with(zero)
-            .entry(state.as_str())
-            .or_default() += n;
+    if args.watch {
+        let interval = duration::parse(&args.interval, "--interval")?;
+        if interval.is_zero() {
+            return Err(Error::input_with_hint(
+                "--interval must be longer than 0",
+                "give a duration such as `500ms` or `2s`",
+            ));
+        }
+        return watch(context, &mut store, interval);
     }
-    let totals = JobState::ALL
-        .iter()
-        .map(|s| (s.as_str(), counts.total(*s)))
-        .collect();
-    let schedules = schedules(context.jobfile().ok().flatten().as_ref(), &mut store)?;
-    let status = Status {
-        queues,
-        totals,
-        declared,
-        workers,
-        schedules,
-    };
+    let now = now_ms();
+    let status = read(context, &mut store, now)?;
     if context.json {
         print_json(&status)?;
     } else {
@@ -78,17 +53,78 @@ pub fn run(context: &Context) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+fn read(context: &Context, store: &mut Engine, now: i64) -> Result<Status> {
+    let queues = queue_views(store)?;
+    let totals = JobState::ALL
+        .iter()
+        .map(|s| (s.as_str(), queues.iter().map(|q| q.count(*s)).sum()))
+        .collect();
+    let workers = worker_views(store, now)?;
+    let schedules = schedules(context.jobfile().ok().flatten().as_ref(), store)?;
+    Ok(Status {
+        queues,
+        totals,
+        workers,
+        schedules,
+    })
+}
+
+/// `status --watch`: shows it again each time the queue changes (the
+/// change feed wakes it) and at least every `interval`, while the reader
+/// reads: redrawn in place on a terminal, appended elsewhere (only when
+/// it differs), one compact JSON object a line with `--json`.
+fn watch(context: &Context, store: &mut Engine, interval: Duration) -> Result<u8> {
+    let terminal = std::io::stdout().is_terminal();
+    // A queue file that does not exist yet (or is still being made)
+    // reads as empty: open it again each time until it shows something.
+    let mut absent = context.location.file().is_some_and(|f| !f.exists());
+    let mut feed = store.change_feed()?;
+    let mut last = String::new();
+    loop {
+        if absent && context.location.file().is_some_and(Path::exists) {
+            *store = context.engine_read()?;
+            feed = store.change_feed()?;
+        }
+        let now = now_ms();
+        let status = read(context, store, now)?;
+        absent &= status.queues.is_empty() && status.workers.is_empty();
+        let text = if context.json {
+            let mut line = serde_json::to_string(&status)
+                .map_err(|e| Error::Internal(format!("cannot render JSON: {e}")))?;
+            line.push('\n');
+            line
+        } else {
+            render(context, &status, now)
+        };
+        if text != last {
+            let shown = if terminal && !context.json {
+                format!(
+                    "\x1b[H\x1b[2J{}  (every {}; Ctrl-C ends)\n\n{text}",
+                    local(now),
+                    human(interval)
+                )
+            } else if context.json {
+                text.clone()
+            } else {
+                format!("{}\n{text}\n", local(now))
+            };
+            if !write_out(&shown)? {
+                return Ok(EXIT_OK);
+            }
+            last = text;
+        }
+        feed.wait(interval)?;
+    }
+}
+
 fn render(context: &Context, status: &Status, now: i64) -> String {
     let painter = Painter {
         enabled: context.color,
     };
     let mut headers = vec!["QUEUE", "WORKERS"];
     headers.extend(JobState::ALL.iter().map(|s| s.as_str()));
-    let row = |name: &str, counts: &BTreeMap<&'static str, u64>| {
-        let workers = status
-            .declared
-            .get(name)
-            .map_or("-".to_string(), u32::to_string);
+    let row = |name: &str, workers: Option<u32>, counts: &BTreeMap<&'static str, u64>| {
+        let workers = workers.map_or("-".to_string(), |w| w.to_string());
         let mut cells = vec![cell(name), cell(workers)];
         for state in JobState::ALL {
             let n = counts.get(state.as_str()).copied().unwrap_or(0);
@@ -101,9 +137,20 @@ fn render(context: &Context, status: &Status, now: i64) -> String {
         }
         cells
     };
-    let mut rows: Vec<_> = status.queues.iter().map(|(q, c)| row(q, c)).collect();
+    let mut rows: Vec<_> = status
+        .queues
+        .iter()
+        .map(|q| {
+            let name = if q.paused {
+                format!("{} (paused)", q.name)
+            } else {
+                q.name.clone()
+            };
+            row(&name, q.workers, &q.counts)
+        })
+        .collect();
     if status.queues.len() > 1 {
-        rows.push(row("total", &status.totals));
+        rows.push(row("total", None, &status.totals));
     }
     let mut text = if status.queues.is_empty() {
         "no jobs\n".to_string()
@@ -114,12 +161,11 @@ fn render(context: &Context, status: &Status, now: i64) -> String {
     };
     let live = status.workers.iter().filter(|w| w.state != "stale").count();
     text.push_str(&format!("\nworkers: {live} live\n"));
-    for worker in &status.workers {
-        let w = &worker.info;
-        let queues = if w.queues.is_empty() {
+    for w in &status.workers {
+        let queues = if w.pools.is_empty() {
             "every queue".to_string()
         } else {
-            w.queues.join(", ")
+            w.pools_text()
         };
         text.push_str(&format!(
             "  pid {} on {}  {}/{} busy  {queues}  {} (heartbeat {})\n",
@@ -127,9 +173,12 @@ fn render(context: &Context, status: &Status, now: i64) -> String {
             w.host,
             w.busy,
             w.slots,
-            worker.state,
+            w.state,
             relative(w.heartbeat_at, now)
         ));
+        for job in &w.jobs {
+            text.push_str(&format!("    running {}\n", job_label(job)));
+        }
     }
     if !status.schedules.is_empty() {
         text.push_str(&format!("\nschedules: {}\n", status.schedules.len()));

@@ -23,7 +23,7 @@ use crate::report::Style;
 use crate::report::lines::{Lines, SummaryMode, summary as summary_text};
 use crate::runtime::{self, Options, Role, pools};
 use crate::sys::host;
-use crate::view::worker_state;
+use crate::view::{job_label, worker_views};
 
 /// How long `worker start` waits for the background worker to register.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -272,7 +272,8 @@ fn sees(view: Option<&str>, worker: &WorkerInfo) -> bool {
 }
 
 fn status(context: &Context) -> Result<u8> {
-    let workers = context.engine_read()?.workers()?;
+    let now = now_ms();
+    let workers = worker_views(&mut context.engine_read()?, now)?;
     if context.json {
         return print_json(&workers).map(|()| EXIT_OK);
     }
@@ -280,22 +281,23 @@ fn status(context: &Context) -> Result<u8> {
         print_out("no workers are running\n")?;
         return Ok(EXIT_OK);
     }
-    let now = now_ms();
     let rows: Vec<_> = workers
         .iter()
         .map(|w| {
+            let jobs: Vec<String> = w.jobs.iter().map(job_label).collect();
             vec![
                 cell(w.pid.to_string()),
                 cell(&w.host),
                 cell(format!("{}/{}", w.busy, w.slots)),
-                cell(if w.queues.is_empty() {
-                    "*".into()
-                } else {
-                    w.queues.join(",")
-                }),
-                cell(worker_state(w, now)),
+                cell(w.pools_text()),
+                cell(w.state),
                 cell(relative(w.started_at, now)),
                 cell(relative(w.heartbeat_at, now)),
+                cell(if jobs.is_empty() {
+                    "-".to_string()
+                } else {
+                    jobs.join(", ")
+                }),
             ]
         })
         .collect();
@@ -311,6 +313,7 @@ fn status(context: &Context) -> Result<u8> {
             "STATE",
             "STARTED",
             "HEARTBEAT",
+            "RUNNING",
         ],
         &rows,
     ))?;

@@ -408,6 +408,13 @@ pub trait Definitions {
 
     /// Declares a queue's limit (None: no longer declared).
     fn set_queue_limit(&mut self, name: &str, workers: Option<u32>) -> Result<()>;
+
+    /// The paused queues, each with when it was paused.
+    fn paused_queues(&mut self) -> Result<BTreeMap<String, i64>>;
+
+    /// Pauses a queue since `since`, or resumes it (None); returns whether
+    /// that changed anything (pausing a paused queue keeps its time).
+    fn set_paused(&mut self, name: &str, since: Option<i64>) -> Result<bool>;
 }
 
 /// Cron schedules' memory.

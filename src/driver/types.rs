@@ -26,6 +26,28 @@ impl QueueFilter {
             QueueFilter::Except(queues) => !queues.iter().any(|q| q == queue),
         }
     }
+
+    /// These queues but not `skip`.
+    pub fn without(&self, skip: &[String]) -> QueueFilter {
+        if skip.is_empty() {
+            return self.clone();
+        }
+        match self {
+            QueueFilter::Any => QueueFilter::Except(skip.to_vec()),
+            QueueFilter::Only(queues) => QueueFilter::Only(
+                queues
+                    .iter()
+                    .filter(|q| !skip.contains(q))
+                    .cloned()
+                    .collect(),
+            ),
+            QueueFilter::Except(queues) => {
+                let mut all = queues.clone();
+                all.extend(skip.iter().filter(|q| !queues.contains(q)).cloned());
+                QueueFilter::Except(all)
+            }
+        }
+    }
 }
 
 /// What a claim may take.

@@ -7,7 +7,9 @@
 //! queue at its limit. The limits are the ones the last apply recorded,
 //! and those of the claiming process's own jobfile: where both declare a
 //! queue, the lower one holds. A process's slots (`--workers`,
-//! `--count`) are its own capacity, not a limit of any queue.
+//! `--count`) are its own capacity, not a limit of any queue. A paused
+//! queue (`queue pause`, a row of the driver's) is skipped the same way,
+//! whatever its limit.
 
 use std::collections::BTreeMap;
 
@@ -100,22 +102,35 @@ fn limits_and_running(
     Ok((limits, running))
 }
 
+/// The paused queues among the request's (`queuectl queue pause`): a
+/// claim skips them whatever their limits.
+fn paused_in(ops: &mut dyn Ops, request: &ClaimRequest<'_>) -> Result<Vec<String>> {
+    Ok(ops
+        .paused_queues()?
+        .into_keys()
+        .filter(|queue| request.queues.allows(queue))
+        .collect())
+}
+
 /// Whether a claim would take a job now, read without the write lock.
 fn claimable_in(ops: &mut dyn Ops, request: &ClaimRequest<'_>) -> Result<bool> {
     let (limits, running) = limits_and_running(ops, request)?;
-    let full = full_queues(&limits, &running);
-    ops.claimable(&params(request, &full, 1))
+    let mut skip = full_queues(&limits, &running);
+    skip.extend(paused_in(ops, request)?);
+    ops.claimable(&params(request, &skip, 1))
 }
 
 /// Claims in the caller's transaction.
 pub(super) fn claim_in(ops: &mut dyn Ops, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+    let paused = paused_in(ops, request)?;
     let (limits, mut running) = limits_and_running(ops, request)?;
     if limits.is_empty() {
-        return ops.claim_jobs(&params(request, &[], request.count));
+        return ops.claim_jobs(&params(request, &paused, request.count));
     }
     let mut claimed = Vec::new();
     while claimed.len() < request.count {
-        let full = full_queues(&limits, &running);
+        let mut full = full_queues(&limits, &running);
+        full.extend(paused.iter().cloned());
         let Some(job) = ops
             .claim_jobs(&params(request, &full, 1))?
             .into_iter()

@@ -2,6 +2,8 @@
 //! prune) and the reads of the commands. Each is one transaction; a list
 //! of ids is all or nothing.
 
+use std::collections::BTreeMap;
+
 use super::{Engine, deps};
 use crate::driver::{Counts, DlqStat, JobFilter, QueueFilter, WorkerInfo};
 use crate::error::{Error, Result};
@@ -193,6 +195,33 @@ impl Engine {
     /// Whether any job of `queues` is pending, running or waiting for a retry.
     pub fn has_unfinished(&mut self, queues: &QueueFilter) -> Result<bool> {
         self.read(|ops| ops.has_unfinished(queues))
+    }
+
+    /// Whether any job of `queues` that is not in a paused queue is
+    /// pending, running or waiting for a retry: what `--until-idle`
+    /// waits for (a paused queue's jobs wait for `queue resume`).
+    pub fn has_runnable(&mut self, queues: &QueueFilter) -> Result<bool> {
+        self.read(|ops| {
+            let paused: Vec<String> = ops.paused_queues()?.into_keys().collect();
+            ops.has_unfinished(&queues.without(&paused))
+        })
+    }
+
+    /// The paused queues, each with when it was paused (ms).
+    pub fn paused_queues(&mut self) -> Result<BTreeMap<String, i64>> {
+        self.read(|ops| ops.paused_queues())
+    }
+
+    /// Pauses (`pause`) or resumes queues: claims skip a paused queue's
+    /// jobs until it is resumed, whoever claims. Returns, for each queue,
+    /// whether that changed it (it was not paused already, or was).
+    pub fn set_paused(&mut self, queues: &[String], pause: bool, now: i64) -> Result<Vec<bool>> {
+        self.write(|ops| {
+            queues
+                .iter()
+                .map(|queue| ops.set_paused(queue, pause.then_some(now)))
+                .collect()
+        })
     }
 
     /// When the next waiting job of `queues` becomes ready, if any is waiting.

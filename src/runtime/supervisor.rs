@@ -56,7 +56,7 @@ use super::{
     limits_of,
 };
 use crate::clock::now_ms;
-use crate::driver::{ChangeFeed, Durability, OwnerLock};
+use crate::driver::{ChangeFeed, Durability, OwnerLock, QueueFilter};
 use crate::duration::as_millis_i64;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -536,8 +536,9 @@ impl Supervisor<'_> {
         if self.options.until_idle
             && self.shared.mode() == PoolMode::Run
             && self.shared.busy.load(Ordering::SeqCst) == 0
-            && !self.engine.has_unfinished(&served(&self.desired))?
+            && !self.engine.has_runnable(&served(&self.desired))?
         {
+            self.warn_paused()?;
             self.stop(PoolMode::Drain, "the queue is idle");
         }
         if self.drain_deadline.is_some_and(|d| now >= d) {
@@ -547,6 +548,26 @@ impl Supervisor<'_> {
         if self.kill_deadline.is_some_and(|d| now >= d) {
             self.kill_deadline = None;
             self.each_slot(|s| s.control.kill());
+        }
+        Ok(())
+    }
+
+    /// At the end of `--until-idle`: says which paused queues still hold
+    /// jobs this run leaves waiting.
+    fn warn_paused(&mut self) -> Result<()> {
+        let served = served(&self.desired);
+        for queue in self.engine.paused_queues()?.into_keys() {
+            if served.allows(&queue)
+                && self
+                    .engine
+                    .has_unfinished(&QueueFilter::Only(vec![queue.clone()]))?
+            {
+                self.events.send(Event::Warning {
+                    message: format!(
+                        "queue `{queue}` is paused: its jobs wait for `queuectl queue resume {queue}`"
+                    ),
+                });
+            }
         }
         Ok(())
     }

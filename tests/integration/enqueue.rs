@@ -184,7 +184,9 @@ fn status_and_list_in_json() {
     env.enqueue(&["--queue", "q2", "true"]);
     let status = env.json(&["status"]);
     assert_eq!(status["totals"]["pending"], 2);
-    assert_eq!(status["queues"]["q2"]["pending"], 1);
+    // Queues are a list of queue objects (issue 15's JSON contract).
+    assert_eq!(status["queues"][1]["name"], "q2");
+    assert_eq!(status["queues"][1]["counts"]["pending"], 1);
     assert_eq!(status["workers"], serde_json::json!([]));
     let list = env.json(&["list", "--state", "running"]);
     assert_eq!(list, serde_json::json!([]));

@@ -420,3 +420,10 @@ impl SpawnExt for Command {
             .expect("start queuectl")
     }
 }
+
+/// An RFC 3339 time of the JSON output, in ms since the epoch.
+pub fn ms(time: &str) -> i64 {
+    time.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .unwrap_or_else(|e| panic!("`{time}` is not an RFC 3339 time: {e}"))
+}

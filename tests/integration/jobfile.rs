@@ -261,8 +261,21 @@ fn queues_get_their_declared_workers() {
     );
     env.cmd(["apply"]).assert().success();
     let status = env.json(&["status"]);
+    // Each queue carries the workers the jobfile declares (issue 15's
+    // JSON contract: one queue object, not a separate `declared` map).
+    let declared: serde_json::Map<String, serde_json::Value> = status["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap_or("").to_string(),
+                q["workers"].clone(),
+            )
+        })
+        .collect();
     assert_eq!(
-        status["declared"],
+        serde_json::Value::Object(declared),
         serde_json::json!({"default": 2, "deploy": 1})
     );
     env.cmd(["status"])

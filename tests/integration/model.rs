@@ -7,7 +7,7 @@ use std::time::Duration;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use super::harness::{Env, alive, bin, require, wait_until};
+use super::harness::{Env, alive, bin, ms, require, wait_until};
 
 /// The registered workers.
 fn workers(env: &Env) -> Vec<Value> {
@@ -22,7 +22,7 @@ fn heartbeat_of(env: &Env, pid: u64) -> Option<i64> {
     workers(env)
         .iter()
         .find(|w| w["pid"].as_u64() == Some(pid))
-        .and_then(|w| w["heartbeat_at"].as_i64())
+        .and_then(|w| w["heartbeat_at"].as_str().map(ms))
 }
 
 /// Waits until the worker with this pid has written `beats` more

@@ -176,4 +176,12 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE queuectl_outputs ADD COLUMN produced BIGINT;
     "#,
+    // 3: paused queues (`queuectl queue pause`), apart from the queues
+    // the jobfile declares.
+    r#"
+    CREATE TABLE queuectl_paused_queues (
+        name  TEXT PRIMARY KEY,
+        since BIGINT NOT NULL
+    );
+    "#,
 ];

@@ -141,6 +141,29 @@ impl Definitions for PgOps<'_> {
         };
         Ok(())
     }
+
+    fn paused_queues(&mut self) -> Result<BTreeMap<String, i64>> {
+        self.conn
+            .rows("SELECT name, since FROM queuectl_paused_queues", &[])?
+            .iter()
+            .map(|row| Ok((rows::get(row, "name")?, rows::get(row, "since")?)))
+            .collect()
+    }
+
+    fn set_paused(&mut self, name: &str, since: Option<i64>) -> Result<bool> {
+        let changed = match since {
+            Some(since) => self.conn.exec(
+                "INSERT INTO queuectl_paused_queues (name, since) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &since],
+            )?,
+            None => self.conn.exec(
+                "DELETE FROM queuectl_paused_queues WHERE name = $1",
+                &[&name],
+            )?,
+        };
+        Ok(changed > 0)
+    }
 }
 
 impl Triggers for PgOps<'_> {

@@ -130,6 +130,31 @@ impl Definitions for SqliteOps<'_> {
         };
         Ok(())
     }
+
+    fn paused_queues(&mut self) -> Result<BTreeMap<String, i64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, since FROM paused_queues")?;
+        let rows = stmt.query_map([], |row| Ok((row.get("name")?, row.get("since")?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_paused(&mut self, name: &str, since: Option<i64>) -> Result<bool> {
+        let changed = match since {
+            Some(since) => self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO paused_queues (name, since) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO NOTHING",
+                )?
+                .execute(params![name, since])?,
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM paused_queues WHERE name = ?1")?
+                .execute([name])?,
+        };
+        Ok(changed > 0)
+    }
 }
 
 /// A new job of a definition is that definition's latest run.

@@ -249,6 +249,15 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_by_state ON jobs (state, created_at DESC, id DESC);
     CREATE INDEX jobs_dead ON jobs (queue, exit_code, finished_at) WHERE state = 'dead';
     "#,
+    // 9: paused queues (`queuectl queue pause`): claims skip their jobs
+    // until `queue resume`; kept apart from `queues`, which the jobfile
+    // owns, so an apply never resumes a queue an operator paused.
+    r#"
+    CREATE TABLE paused_queues (
+        name  TEXT PRIMARY KEY NOT NULL,
+        since INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it

@@ -106,6 +106,7 @@ macro_rules! conformance {
                 per_file_watch_merges_the_same_path,
                 a_requested_limit_holds_under_concurrent_claimers,
                 a_recorded_limit_holds_under_concurrent_claimers,
+                a_paused_queue_is_skipped_until_resumed,
                 workers_and_stop_requests,
                 dead_letter_queue_and_pruning,
                 counts_follow_every_change,

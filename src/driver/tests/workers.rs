@@ -122,6 +122,69 @@ pub(super) fn rescue(q: &mut Queue) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------
+// Paused queues.
+// ---------------------------------------------------------------------
+
+/// A paused queue keeps its jobs and yields none to a claim (limited or
+/// not, whatever the filter) until it is resumed; pausing twice keeps the
+/// first time; the until-idle check does not wait for it.
+pub(super) fn a_paused_queue_is_skipped_until_resumed(q: &mut Queue) -> Result<()> {
+    let e = &mut q.engine;
+    register(e, W)?;
+    insert(
+        e,
+        &[
+            NewJob {
+                priority: 9,
+                ..job_in("held", "deploy")
+            },
+            job_in("free", "default"),
+        ],
+    )?;
+    assert_eq!(
+        e.set_paused(&strings(&["deploy", "deploy"]), true, NOW)?,
+        [true, false],
+        "the second pause changes nothing"
+    );
+    e.set_paused(&strings(&["deploy"]), true, NOW + 5)?;
+    assert_eq!(
+        e.paused_queues()?,
+        BTreeMap::from([("deploy".to_string(), NOW)]),
+        "a queue stays paused since its first pause"
+    );
+    assert!(e.has_runnable(&QueueFilter::Any)?, "`free` is runnable");
+    // The higher priority job is skipped: only `free` is taken.
+    assert_eq!(ids(&claim(e, W, 5)?), ["free"]);
+    let deploy = QueueFilter::Only(strings(&["deploy"]));
+    assert!(claim(e, W, 5)?.is_empty(), "nothing of a paused queue");
+    assert!(e.has_unfinished(&deploy)?, "the paused job still waits");
+    assert!(
+        !e.has_runnable(&deploy)?,
+        "until-idle does not wait for a paused queue"
+    );
+    assert!(
+        e.has_runnable(&QueueFilter::Any)?,
+        "`free` runs (it is processing)"
+    );
+    // A limit on the paused queue does not lift the pause.
+    let limits = BTreeMap::from([("deploy".to_string(), 5)]);
+    let request = ClaimRequest {
+        runner: W,
+        queues: &deploy,
+        limits: &limits,
+        lease_until: LEASE,
+        now: NOW,
+        count: 5,
+    };
+    assert!(e.claim(&request)?.is_empty(), "limited and paused");
+    assert_eq!(e.set_paused(&strings(&["deploy"]), false, NOW)?, [true]);
+    assert_eq!(e.set_paused(&strings(&["deploy"]), false, NOW)?, [false]);
+    assert!(e.paused_queues()?.is_empty());
+    assert_eq!(ids(&e.claim(&request)?), ["held"], "resumed, it is claimed");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
 // Queue limits under concurrent claimers.
 // ---------------------------------------------------------------------
 
