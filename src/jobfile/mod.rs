@@ -123,6 +123,8 @@ pub struct Watch {
     pub ignore: Vec<String>,
     pub debounce: Duration,
     pub per_file: bool,
+    /// Changes of paths the ignore files ignore do not count.
+    pub ignore_files: bool,
     pub on_busy: OnBusy,
 }
 

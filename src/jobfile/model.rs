@@ -230,6 +230,13 @@ pub struct WatchTable {
     /// (`QUEUECTL_CHANGED`). Default: false.
     #[serde(default)]
     pub per_file: bool,
+    /// Leave out changes of paths that the repository's ignore files
+    /// ignore: `.gitignore` files, `.git/info/exclude` and git's global
+    /// excludes (inside a git repository), and `.ignore` files. A glob's
+    /// literal leading directories are watched even when ignored
+    /// (`build/**`). `false` counts every change. Default: true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_files: Option<bool>,
 }
 
 impl<'de> Deserialize<'de> for WatchSpec {

@@ -101,8 +101,21 @@ on_busy = "queue"
         matches!(&jobfile.jobs["nightly-report"].trigger, Trigger::Schedule(s) if s.timezone.as_deref() == Some("UTC"))
     );
     assert!(
-        matches!(&jobfile.jobs["thumbnails"].trigger, Trigger::Watch(w) if w.per_file && w.ignore.len() == 1)
+        matches!(&jobfile.jobs["thumbnails"].trigger, Trigger::Watch(w) if w.per_file && w.ignore.len() == 1 && w.ignore_files)
     );
+}
+
+#[test]
+fn watches_honour_ignore_files_unless_they_opt_out() {
+    let text = "[jobs.a]\ncommand = \"x\"\nwatch = [\"*.md\"]\n\
+                [jobs.b]\ncommand = \"x\"\nwatch = { paths = [\"*.md\"], ignore_files = false }\n";
+    let jobfile = parse(text, Path::new("q.toml")).unwrap_or_else(|d| panic!("{d}"));
+    let honours = |name: &str| match &jobfile.jobs[name].trigger {
+        Trigger::Watch(w) => w.ignore_files,
+        other => panic!("{other:?}"),
+    };
+    assert!(honours("a"), "the default");
+    assert!(!honours("b"), "the opt-out");
 }
 
 #[test]

@@ -649,13 +649,14 @@ impl Validator<'_> {
             });
         }
         if let Some(watch) = watch {
-            let (paths, ignore, debounce, per_file) = match watch {
-                WatchSpec::Paths(paths) => (paths, Vec::new(), DEFAULT_DEBOUNCE, false),
+            let (paths, ignore, debounce, per_file, ignore_files) = match watch {
+                WatchSpec::Paths(paths) => (paths, Vec::new(), DEFAULT_DEBOUNCE, false, true),
                 WatchSpec::Table(t) => (
                     t.paths,
                     t.ignore,
                     t.debounce.map_or(DEFAULT_DEBOUNCE, |d| d.0),
                     t.per_file,
+                    t.ignore_files.unwrap_or(true),
                 ),
             };
             if paths.is_empty() {
@@ -669,6 +670,7 @@ impl Validator<'_> {
                 ignore,
                 debounce,
                 per_file,
+                ignore_files,
                 on_busy: on_busy.unwrap_or(OnBusy::Queue),
             });
         }

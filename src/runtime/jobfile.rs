@@ -156,6 +156,11 @@ impl Supervisor<'_> {
                 && triggers_of(self.jobfile.as_ref(), false) != triggers_of(Some(&jobfile), false)
             {
                 self.triggers = self.watch_triggers(&jobfile);
+            } else if let Some(triggers) = &mut self.triggers {
+                // The watches go on; their ignore files outside the
+                // watched directory (a parent's, git's global) are read
+                // again with the jobfile.
+                triggers.reload_ignore_files();
             }
         }
         self.jobfile = Some(jobfile);

@@ -12,6 +12,7 @@
 //! says `allow`.
 
 pub mod cron;
+pub mod ignores;
 pub mod watch;
 
 use std::path::Path;

@@ -5,7 +5,8 @@
 //! jobfile that `run` follows ([`JobfileWatch`]). Directories are
 //! watched, not files, because editors save by writing a temp file and
 //! renaming it over the old one, which ends a watch on the file itself;
-//! events are filtered by name or glob.
+//! events are filtered by name or glob, and by the repository's ignore
+//! files ([`IgnoreFiles`]) unless a definition says `ignore_files = false`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -13,12 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use globset::GlobSet;
+use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::driver::JobRef;
 use crate::job::{JobState, Origin, Payload};
 use crate::jobfile::inputs::{ALWAYS_IGNORED, glob_set};
 use crate::jobfile::{Jobfile, OnBusy, Trigger};
+use crate::trigger::ignores::IgnoreFiles;
 
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
@@ -86,10 +88,97 @@ const TRIGGER_DEBOUNCE: Duration = Duration::from_millis(50);
 struct WatchedJob {
     name: String,
     paths: GlobSet,
+    /// For each glob of `paths`, how many of its leading components are
+    /// literal (no wildcard): the ignore files do not filter those.
+    literal: Vec<usize>,
     ignore: GlobSet,
     debounce: Duration,
     per_file: bool,
+    /// Whether the ignore files filter its changes.
+    ignore_files: bool,
     on_busy: OnBusy,
+}
+
+impl WatchedJob {
+    fn new(name: &str, watch: &crate::jobfile::Watch) -> WatchedJob {
+        let (paths, literal) = watch_globs(&watch.paths);
+        WatchedJob {
+            name: name.to_string(),
+            paths,
+            literal,
+            ignore: glob_set(&watch.ignore),
+            debounce: watch.debounce,
+            per_file: watch.per_file,
+            ignore_files: watch.ignore_files,
+            on_busy: watch.on_busy,
+        }
+    }
+
+    /// Whether a change of `relative` counts for this definition.
+    /// `ignored_depth` tells how many leading components of the path reach
+    /// its deepest part the ignore files ignore (0: none): a glob keeps the
+    /// path when that part is within its literal leading components, so
+    /// `build/**` sees `build/x.md` in an ignored `build/`, and `**/*.md`
+    /// does not.
+    fn wants(&self, relative: &str, ignored_depth: &mut impl FnMut() -> usize) -> bool {
+        let hits = self.paths.matches(relative);
+        if hits.is_empty() || self.ignore.is_match(relative) {
+            return false;
+        }
+        if !self.ignore_files {
+            return true;
+        }
+        let depth = ignored_depth();
+        hits.iter()
+            .any(|&i| self.literal.get(i).is_some_and(|&literal| depth <= literal))
+    }
+}
+
+/// The watch globs as a set (invalid ones, refused by the jobfile's
+/// validation, left out), and for each the number of its leading
+/// components without a wildcard: 1 for `build/**`, 0 for `**/*.md`, all
+/// of them for `docs/index.md`.
+fn watch_globs(globs: &[String]) -> (GlobSet, Vec<usize>) {
+    let mut builder = GlobSetBuilder::new();
+    let mut literal = Vec::new();
+    for text in globs {
+        if let Ok(glob) = Glob::new(text) {
+            builder.add(glob);
+            literal.push(
+                text.split('/')
+                    .take_while(|part| !part.contains(['*', '?', '[', ']', '{', '}', '\\']))
+                    .count(),
+            );
+        }
+    }
+    match builder.build() {
+        Ok(set) => (set, literal),
+        Err(_) => (GlobSet::empty(), Vec::new()),
+    }
+}
+
+/// The definitions a change of `relative` (below the watched directory;
+/// `is_dir` if it is a directory) counts for. The ignore files are asked
+/// at most once, and only when a definition that honours them matches.
+fn takers<'a>(
+    jobs: &'a [WatchedJob],
+    ignores: Option<&mut IgnoreFiles>,
+    relative: &str,
+    is_dir: bool,
+) -> Vec<&'a str> {
+    let mut ignores = ignores;
+    let mut depth = None;
+    let mut ignored_depth = || {
+        *depth.get_or_insert_with(|| {
+            ignores
+                .as_deref_mut()
+                .map_or(0, |files| files.ignored_depth(relative, is_dir))
+        })
+    };
+    jobs.iter()
+        .filter(|job| job.wants(relative, &mut ignored_depth))
+        .map(|job| job.name.as_str())
+        .collect()
 }
 
 /// Changes of a definition's watched paths, debounced into one batch.
@@ -109,6 +198,8 @@ pub struct TriggerWatch {
     events: Receiver<DebounceEventResult>,
     root: PathBuf,
     jobs: Vec<WatchedJob>,
+    /// The ignore files under `root`, when a definition honours them.
+    ignores: Option<IgnoreFiles>,
     batcher: Batcher,
 }
 
@@ -128,14 +219,7 @@ impl TriggerWatch {
             .jobs
             .values()
             .filter_map(|def| match &def.trigger {
-                Trigger::Watch(w) => Some(WatchedJob {
-                    name: def.name.clone(),
-                    paths: glob_set(&w.paths),
-                    ignore: glob_set(&w.ignore),
-                    debounce: w.debounce,
-                    per_file: w.per_file,
-                    on_busy: w.on_busy,
-                }),
+                Trigger::Watch(w) => Some(WatchedJob::new(&def.name, w)),
                 _ => None,
             })
             .collect();
@@ -148,6 +232,10 @@ impl TriggerWatch {
             jobfile.dir.clone()
         };
         let root = root.canonicalize().unwrap_or(root);
+        let ignores = jobs
+            .iter()
+            .any(|j| j.ignore_files)
+            .then(|| IgnoreFiles::new(&root));
         Some((|| {
             let (sender, events) = channel();
             let mut debouncer = new_debouncer(TRIGGER_DEBOUNCE, None, sender)?;
@@ -157,34 +245,47 @@ impl TriggerWatch {
                 events,
                 root,
                 jobs,
+                ignores,
                 batcher: Batcher::default(),
             })
         })())
     }
 
+    /// Reads the ignore files again, those outside the watched directory
+    /// (a parent's `.gitignore`, git's global excludes) included.
+    pub fn reload_ignore_files(&mut self) {
+        if let Some(ignores) = &mut self.ignores {
+            ignores.reload();
+        }
+    }
+
     /// The batches whose debounce ended by `now`.
     pub fn poll(&mut self, now: Instant) -> Vec<Batch> {
-        while let Ok(result) = self.events.try_recv() {
-            for event in result.into_iter().flatten() {
-                if event.kind.is_access() {
-                    continue;
+        let events: Vec<_> = std::iter::from_fn(|| self.events.try_recv().ok())
+            .flat_map(|result| result.into_iter().flatten())
+            .filter(|event| !event.kind.is_access())
+            .collect();
+        // Edited ignore files count for the changes that came with them.
+        if let Some(ignores) = &mut self.ignores {
+            for path in events.iter().flat_map(|e| &e.paths) {
+                ignores.changed(path);
+            }
+        }
+        for event in events {
+            for path in &event.paths {
+                // Files written into a new directory before its watch
+                // was added raise no event of their own: look inside.
+                let mut paths = vec![path.clone()];
+                if event.kind.is_create() && path.is_dir() {
+                    walk(path, &mut paths, SCAN_LIMIT);
                 }
-                for path in &event.paths {
-                    // Files written into a new directory before its watch
-                    // was added raise no event of their own: look inside.
-                    let mut paths = vec![path.clone()];
-                    if event.kind.is_create() && path.is_dir() {
-                        walk(path, &mut paths, SCAN_LIMIT);
-                    }
-                    for path in paths {
-                        let Some(relative) = relative_path(&self.root, &path) else {
-                            continue;
-                        };
-                        for job in &self.jobs {
-                            if job.paths.is_match(&relative) && !job.ignore.is_match(&relative) {
-                                self.batcher.add(&job.name, relative.clone(), now);
-                            }
-                        }
+                for path in paths {
+                    let Some(relative) = relative_path(&self.root, &path) else {
+                        continue;
+                    };
+                    let is_dir = path.is_dir();
+                    for name in takers(&self.jobs, self.ignores.as_mut(), &relative, is_dir) {
+                        self.batcher.add(name, relative.clone(), now);
                     }
                 }
             }
@@ -484,6 +585,63 @@ mod tests {
         for (what, jobs, payload, on_busy, expected) in table {
             assert_eq!(decide(&jobs, &payload, on_busy), expected, "{what}");
         }
+    }
+
+    #[test]
+    fn literal_leading_components_of_globs() {
+        let (_, literal) = watch_globs(&[
+            "build/**".into(),
+            "**/*.md".into(),
+            "docs/index.md".into(),
+            "a/b/*.png".into(),
+            "a/{b,c}/x".into(),
+            "[invalid".into(),
+        ]);
+        assert_eq!(literal, vec![1, 0, 2, 2, 1], "the invalid glob is left out");
+    }
+
+    /// Which definitions a change counts for, with the ignore files of a
+    /// repository whose `.gitignore` ignores `build/` and `*.log`.
+    #[test]
+    fn ignore_files_filter_changes_unless_a_glob_names_the_path() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().canonicalize()?;
+        std::fs::create_dir_all(root.join(".git"))?;
+        std::fs::write(root.join(".gitignore"), "build/\n*.log\n!keep.log\n")?;
+        let watch = |paths: &[&str], ignore_files: bool| crate::jobfile::Watch {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            ignore: Vec::new(),
+            debounce: Duration::ZERO,
+            per_file: false,
+            ignore_files,
+            on_busy: OnBusy::Queue,
+        };
+        let jobs = [
+            WatchedJob::new("all", &watch(&["**"], true)),
+            WatchedJob::new("opt-out", &watch(&["**"], false)),
+            WatchedJob::new("build", &watch(&["build/**"], true)),
+            WatchedJob::new("one-file", &watch(&["build/out/app.log"], true)),
+        ];
+        let mut ignores = IgnoreFiles::without_global(&root);
+        let table: [(&str, &[&str]); 6] = [
+            ("notes.md", &["all", "opt-out"]),
+            ("build/x.md", &["opt-out", "build"]),
+            ("x.log", &["opt-out"]),
+            ("keep.log", &["all", "opt-out"]),
+            // Inside the named directory the other rules still count.
+            ("build/out/app.log", &["opt-out", "one-file"]),
+            ("build/out/keep.log", &["opt-out", "build"]),
+        ];
+        for (path, expected) in table {
+            assert_eq!(
+                takers(&jobs, Some(&mut ignores), path, false),
+                expected,
+                "{path}"
+            );
+        }
+        // Without ignore files (no definition honours them), all count.
+        assert_eq!(takers(&jobs, None, "x.log", false), vec!["all", "opt-out"]);
+        Ok(())
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use predicates::prelude::*;
 
-use super::harness::{Env, wait_until};
+use super::harness::{Env, bin, require, wait_until};
 
 #[test]
 fn a_one_second_schedule_runs_every_second() {
@@ -165,6 +165,127 @@ fn watched_paths_enqueue_debounced_jobs_on(env: Env) {
         "the paths are stored with the job: {job}"
     );
     assert_eq!(job["env"], serde_json::json!([]), "{job}");
+}
+
+/// `git` in the Env's directory, with the test's own git configuration.
+fn git(env: &Env, home: &std::path::Path, args: &[&str]) {
+    let mut command = env.command("git");
+    hermetic_git(&mut command, home);
+    let status = command.args(args).status().expect("run git");
+    assert!(status.success(), "git {args:?} failed");
+}
+
+/// No global or system git configuration but the test's: `home` is
+/// `$HOME`, and `$XDG_CONFIG_HOME` is `home/.config`.
+fn hermetic_git(command: &mut std::process::Command, home: &std::path::Path) {
+    command
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_SYSTEM", "/dev/null")
+        .env_remove("GIT_CONFIG_GLOBAL")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE");
+}
+
+/// Issue 15: a watch leaves out what the repository's ignore files ignore
+/// (`.gitignore`, `.git/info/exclude`, git's global excludes, `.ignore`),
+/// unless its glob names the ignored directory (`build/**`) or it says
+/// `ignore_files = false`; an edit of `.gitignore` counts at once.
+///
+/// No sleep shows the negative: the ignored files are written before a
+/// counted one, and the opt-out job sees them all (so their events came).
+#[test]
+fn watches_leave_out_what_ignore_files_ignore() {
+    if !require("git") {
+        return;
+    }
+    let env = Env::new();
+    // Outside the watched directory, as a user's home is.
+    let home_dir = tempfile::tempdir().expect("a temp dir");
+    let home = home_dir.path();
+    std::fs::create_dir_all(home.join(".config/git")).expect("mkdir");
+    std::fs::write(home.join(".config/git/ignore"), "global.md\n").expect("global excludes");
+    git(&env, home, &["init", "-q"]);
+    std::fs::write(env.file(".git/info/exclude"), "# local\nlocal.md\n").expect("exclude");
+    env.write(".gitignore", "build/\n");
+    env.write(".ignore", "scratch.md\n");
+    let jobfile = "[jobs.docs]\ncommand = \"printf '%s\\\\n--\\\\n' \\\"$QUEUECTL_CHANGED\\\" >> changed\"\n\
+         watch = { paths = [\"**/*.md\"], debounce = \"100ms\" }\n\
+         [jobs.everything]\ncommand = \"printf '%s\\\\n' \\\"$QUEUECTL_CHANGED\\\" >> everything\"\n\
+         watch = { paths = [\"**/*.md\"], debounce = \"100ms\", ignore_files = false }\n\
+         [jobs.site]\ncommand = \"printf '%s\\\\n' \\\"$QUEUECTL_CHANGED\\\" >> site\"\n\
+         watch = { paths = [\"build/**\"], debounce = \"100ms\" }\n";
+    env.write("queuectl.toml", jobfile);
+    std::fs::create_dir(env.file("build")).expect("mkdir");
+    let mut command = env.command(bin());
+    hermetic_git(&mut command, home);
+    command.arg("run");
+    let run = env.start(command);
+    run.wait_for_output("ready");
+
+    let ignored = ["build/x.md", "global.md", "local.md", "scratch.md"];
+    for path in ignored {
+        env.write(path, "x");
+    }
+    env.write("notes.md", "x");
+    wait_until("the docs job ran", || env.read("changed").contains("--"));
+    wait_until("the opt-out job saw every write", || {
+        let seen = env.read("everything");
+        ignored
+            .iter()
+            .chain(&["notes.md"])
+            .all(|p| seen.lines().any(|l| l == *p))
+    });
+    wait_until("the job watching build/** ran", || {
+        env.read("site").lines().any(|l| l == "build/x.md")
+    });
+    assert_eq!(
+        env.read("changed"),
+        "notes.md\n--\n",
+        "one job, and only the path no ignore file ignores"
+    );
+
+    // An edit of .gitignore counts for the changes after it.
+    env.write(".gitignore", "build/\nlater.md\n");
+    env.write("later.md", "x");
+    env.write("again.md", "x");
+    wait_until("the docs job ran again", || {
+        env.read("changed").matches("--").count() >= 2
+    });
+    wait_until("the opt-out job saw later.md", || {
+        env.read("everything").lines().any(|l| l == "later.md")
+    });
+    assert_eq!(env.read("changed"), "notes.md\n--\nagain.md\n--\n");
+
+    // Ignore files outside the watched directory (here the global
+    // excludes) are read again with the jobfile. The edit adds a one-shot
+    // job: once it ran, the reload is done, and the writes after it are
+    // seen by the next poll of the watches.
+    std::fs::write(home.join(".config/git/ignore"), "global.md\nglobal2.md\n")
+        .expect("global excludes");
+    env.write(
+        "queuectl.toml",
+        &format!("{jobfile}[jobs.marker]\ncommand = \"touch marker\"\n"),
+    );
+    wait_until("the edited jobfile was applied", || {
+        env.file("marker").exists()
+    });
+    env.write("global2.md", "x");
+    env.write("third.md", "x");
+    wait_until("the docs job ran a third time", || {
+        env.read("changed").matches("--").count() >= 3
+    });
+    wait_until("the opt-out job saw global2.md", || {
+        env.read("everything").lines().any(|l| l == "global2.md")
+    });
+    run.signal("TERM");
+    let (code, output) = run.wait();
+    assert_eq!(code, Some(143), "{output}");
+    assert_eq!(
+        env.read("changed"),
+        "notes.md\n--\nagain.md\n--\nthird.md\n--\n"
+    );
+    assert_eq!(env.jobs_of("docs").len(), 3);
 }
 
 #[test]
