@@ -16,6 +16,7 @@ mod integration {
     mod model;
     mod postgres;
     pub mod run;
+    mod schema;
     mod triggers;
     mod workers;
 }
