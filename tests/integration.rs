@@ -17,6 +17,7 @@ mod integration {
     mod postgres;
     mod queues;
     pub mod run;
+    mod schema;
     mod triggers;
     mod workers;
 }

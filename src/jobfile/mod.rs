@@ -9,6 +9,7 @@
 pub mod edit;
 pub mod inputs;
 pub mod model;
+mod schema;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use model::{Missed, OnBusy, Overlap};
+pub use schema::{SCHEMA_ID, schema};
 pub use validate::{MAX_WORKERS, did_you_mean, parse};
 
 use crate::error::{Error, Result};
@@ -196,16 +198,6 @@ impl JobDef {
             exclusive: None,
         }
     }
-}
-
-/// The JSON Schema (draft-07) of the jobfile, from the same types that
-/// parse it; `schemas/queuectl.schema.json` is this, checked in.
-pub fn schema() -> String {
-    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    let schema = generator.into_root_schema_for::<model::JobfileSpec>();
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
-    text.push('\n');
-    text
 }
 
 /// The git commit of the jobfile, if it is in a git repository: `HEAD`,

@@ -259,6 +259,19 @@ impl<'de> Deserialize<'de> for WatchSpec {
     }
 }
 
+/// The `examples` of the schema's durations: each is valid for queuectl
+/// (a test feeds them to both).
+pub const DURATION_EXAMPLES: [&str; 8] = [
+    "30s",
+    "10m",
+    "2h",
+    "7d",
+    "500ms",
+    "1h30m",
+    "1.5s",
+    "1 hour 30 minutes",
+];
+
 /// A duration written as a string: `300ms`, `30s`, `10m`, `2h`, `7d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(into = "String")]
@@ -295,8 +308,11 @@ impl JsonSchema for HumanDuration {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A duration: a number and a unit (ms, s, m, h, d, w), e.g. \"30s\", \"10m\", \"1h30m\".",
-            "pattern": "^\\s*([0-9]+(\\.[0-9]+)?\\s*[a-zA-Z]+\\s*)+$"
+            "description": "A duration: a number and a unit, e.g. \"30s\", \"10m\", \"1.5h\"; \
+                several add up (\"1h30m\", \"1h 30m\"). Units: ms, s, m, h, d, w, or \
+                their long names (secs, mins, hours, days, weeks…). At most 100 years.",
+            "pattern": crate::duration::pattern(),
+            "examples": DURATION_EXAMPLES
         })
     }
 }
