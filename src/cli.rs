@@ -287,6 +287,9 @@ pub struct ListArgs {
     /// At most this many jobs
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Every matching job, however many
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
     /// List the jobfile's cron schedules and their next ticks instead
     #[arg(long, conflicts_with_all = ["state", "queue", "job"])]
     pub scheduled: bool,
@@ -337,6 +340,9 @@ pub struct DlqListArgs {
     /// At most this many jobs
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Every dead job, however many
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

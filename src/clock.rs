@@ -38,12 +38,23 @@ pub fn local(ms: i64) -> String {
     }
 }
 
-/// A timestamp as RFC 3339 in UTC, for JSON.
+/// A timestamp as RFC 3339 in UTC with milliseconds, for JSON:
+/// `2026-11-23T09:30:00.250Z`, always the same length, so the strings
+/// sort as the times do.
 pub fn rfc3339(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
-        Ok(ts) => ts.to_string(),
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         Err(_) => ms.to_string(),
     }
+}
+
+#[cfg(test)]
+#[test]
+fn json_times_are_rfc_3339_with_milliseconds() {
+    assert_eq!(rfc3339(1_700_000_000_050), "2023-11-14T22:13:20.050Z");
+    assert_eq!(rfc3339(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
 }
 
 /// How long ago (or, negative, how far ahead) `ms` is, shortly: `5s ago`, `in 2m`.

@@ -49,9 +49,10 @@ pub enum Event {
         outcome: AttemptOutcome,
         state: JobState,
         exit_code: i32,
-        #[serde(serialize_with = "millis")]
+        #[serde(rename = "duration_ms", serialize_with = "millis")]
         duration: Duration,
         /// When the job retries (ms since the epoch), if it does.
+        #[serde(with = "crate::output::json_time::option")]
         retry_at: Option<i64>,
         error: Option<String>,
         /// For a failed attempt: the end of its output (its last 20 lines).
@@ -96,6 +97,7 @@ pub enum Event {
     Ticked {
         definition: String,
         /// The tick's nominal time (ms since the epoch).
+        #[serde(rename = "tick_at", with = "crate::output::json_time")]
         tick: i64,
         /// A catch-up run for a tick missed while nothing was running.
         catch_up: bool,
@@ -120,6 +122,21 @@ pub enum Event {
     },
     /// A recoverable problem.
     Warning { message: String },
+}
+
+impl Event {
+    /// The event as a line of `--json` output: its fields, `event` (its
+    /// kind) and `timestamp` (when it happened, RFC 3339 in UTC).
+    pub fn json_line(&self, sent_at: i64) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert(
+                "timestamp".into(),
+                serde_json::Value::String(crate::clock::rfc3339(sent_at)),
+            );
+        }
+        value.to_string()
+    }
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -147,6 +164,7 @@ pub fn channel() -> (Sender, Receiver) {
         Receiver {
             shared,
             batch: VecDeque::new(),
+            sent_at: 0,
             last_batch: None,
             frame: FRAME,
         },
@@ -161,7 +179,8 @@ struct Shared {
 
 #[derive(Debug)]
 struct State {
-    queue: VecDeque<Event>,
+    /// Each event with when it was sent (ms since the epoch).
+    queue: VecDeque<(i64, Event)>,
     senders: usize,
     /// The receiver waits on the condition for the queue to fill.
     sleeping: bool,
@@ -183,8 +202,9 @@ impl Sender {
     /// Queues `event`; wakes the receiver only if it sleeps on an empty
     /// queue. Events sent after the receiver is gone are dropped.
     pub fn send(&self, event: Event) {
+        let sent_at = crate::clock::now_ms();
         let mut state = self.shared.lock();
-        state.queue.push_back(event);
+        state.queue.push_back((sent_at, event));
         if state.sleeping {
             state.sleeping = false;
             self.shared.wake.notify_one();
@@ -218,7 +238,9 @@ impl Drop for Sender {
 pub struct Receiver {
     shared: Arc<Shared>,
     /// The batch taken last, being handed out.
-    batch: VecDeque<Event>,
+    batch: VecDeque<(i64, Event)>,
+    /// When the event handed out last was sent.
+    sent_at: i64,
     last_batch: Option<Instant>,
     frame: Duration,
 }
@@ -227,14 +249,22 @@ impl Receiver {
     /// The next event if one was sent; `Err(true)` when none is left and
     /// every sender is gone, `Err(false)` when none is waiting now.
     pub fn try_recv(&mut self) -> Result<Event, bool> {
-        if let Some(event) = self.batch.pop_front() {
-            return Ok(event);
+        let next = match self.batch.pop_front() {
+            Some(next) => Some(next),
+            None => self.shared.lock().queue.pop_front(),
+        };
+        match next {
+            Some((sent_at, event)) => {
+                self.sent_at = sent_at;
+                Ok(event)
+            }
+            None => Err(self.shared.lock().senders == 0),
         }
-        let mut state = self.shared.lock();
-        match state.queue.pop_front() {
-            Some(event) => Ok(event),
-            None => Err(state.senders == 0),
-        }
+    }
+
+    /// When the event handed out last was sent (ms since the epoch).
+    pub fn sent_at(&self) -> i64 {
+        self.sent_at
     }
 
     /// Takes the next batch: waits for the frame since the last one to
@@ -271,7 +301,9 @@ impl Iterator for Receiver {
         if self.batch.is_empty() {
             self.refill();
         }
-        self.batch.pop_front()
+        let (sent_at, event) = self.batch.pop_front()?;
+        self.sent_at = sent_at;
+        Some(event)
     }
 }
 

@@ -121,6 +121,18 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     print_out(&format!("{text}\n"))
 }
 
+/// Prints a list as every command's `--json` prints one: `{"items":
+/// [...], "total": N}`, where `total` counts every match (more than the
+/// items when a limit cut the list).
+pub fn print_items<T: Serialize>(items: &[T], total: u64) -> Result<()> {
+    #[derive(Serialize)]
+    struct Items<'a, T> {
+        items: &'a [T],
+        total: u64,
+    }
+    print_json(&Items { items, total })
+}
+
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 pub fn print_out(text: &str) -> Result<()> {
     write_out(text).map(|_| ())
@@ -161,6 +173,15 @@ mod tests {
         assert_eq!(truncate("a\nb", 10), "a b");
         assert_eq!(truncate("abcdefghijkl", 5), "abcd…");
     }
+}
+
+/// serde: a number written as a JSON string (an id of 64 random bits,
+/// which JavaScript's numbers and jq's would round).
+pub fn json_string<S: serde::Serializer, T: std::fmt::Display>(
+    value: &T,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 /// serde: a time kept as milliseconds since the epoch, written in JSON

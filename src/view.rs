@@ -22,10 +22,13 @@ pub struct ScheduleView {
     pub schedule: String,
     pub timezone: String,
     pub description: String,
-    /// The next tick (ms since the epoch) and in local time.
+    /// The next tick (ms since the epoch) and in local time (for people).
+    #[serde(rename = "next_tick_at", with = "crate::output::json_time::option")]
     pub next_tick: Option<i64>,
+    #[serde(skip)]
     pub next_tick_local: Option<String>,
     /// The last tick handled by a `run`.
+    #[serde(rename = "last_tick_at", with = "crate::output::json_time::option")]
     pub last_tick: Option<i64>,
 }
 
@@ -130,6 +133,8 @@ pub fn render_schedules(views: &[ScheduleView], now: i64) -> String {
 /// A worker process as `status` and `worker status` show it.
 #[derive(Debug, Serialize)]
 pub struct WorkerView {
+    /// Random 64 bits: a string in JSON, which a double cannot hold.
+    #[serde(serialize_with = "crate::output::json_string")]
     pub id: i64,
     pub pid: u32,
     pub host: String,

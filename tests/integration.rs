@@ -11,6 +11,7 @@ mod integration {
     mod enqueue;
     mod fixtures;
     mod jobfile;
+    mod json;
     mod lifecycle;
     mod limits;
     mod model;

@@ -6,7 +6,7 @@ use crate::cli::ConfigCommand;
 use crate::context::Context;
 use crate::error::{EXIT_OK, Error, Result};
 use crate::jobfile::{Jobfile, edit, parse};
-use crate::output::{Painter, cell, confirm, print_json, print_out, table};
+use crate::output::{Painter, cell, confirm, print_items, print_json, print_out, table};
 use crate::sys::files::{DirLock, MAX_JOBFILE_BYTES, check_file_kind, read_regular};
 
 pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
@@ -39,7 +39,7 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
                 }
             };
             if context.json {
-                print_json(&serde_json::json!({"key": key.join("."), "value": value}))?;
+                print_json(&serde_json::json!({"key": key.join("."), "value": typed(&value)}))?;
             } else {
                 print_out(&format!("{value}\n"))?;
             }
@@ -61,7 +61,17 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
             let jobfile = load()?;
             let settings = edit::settings(&jobfile, &text);
             if context.json {
-                print_json(&settings)?;
+                let typed: Vec<_> = settings
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "key": s.key,
+                            "value": typed(&s.value),
+                            "source": s.source,
+                        })
+                    })
+                    .collect();
+                print_items(&typed, typed.len() as u64)?;
             } else {
                 let rows: Vec<_> = settings
                     .iter()
@@ -98,4 +108,35 @@ pub fn run(context: &Context, command: ConfigCommand) -> Result<u8> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// A setting's value, written as TOML (`5`, `"30s"`, `[2, 3]`), as the
+/// JSON value of the same type; `none` (not set, no default) is null;
+/// other text that is not a TOML value stays a string.
+fn typed(toml_text: &str) -> serde_json::Value {
+    if toml_text == "none" {
+        return serde_json::Value::Null;
+    }
+    let parsed = format!("value = {toml_text}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut table| table.remove("value"))
+        .and_then(|value| serde_json::to_value(value).ok());
+    parsed.unwrap_or_else(|| serde_json::Value::String(toml_text.to_string()))
+}
+
+#[cfg(test)]
+#[test]
+fn setting_values_keep_their_type_in_json() {
+    use serde_json::json;
+    assert_eq!(typed("5"), json!(5));
+    assert_eq!(typed("2.5"), json!(2.5));
+    assert_eq!(typed("true"), json!(true));
+    assert_eq!(typed("\"30s\""), json!("30s"));
+    assert_eq!(typed("[2, 3]"), json!([2, 3]));
+    assert_eq!(typed("{ max_retries = 5 }"), json!({"max_retries": 5}));
+    assert_eq!(typed("none"), json!(null));
+    assert_eq!(typed("\"none\""), json!("none"));
+    assert_eq!(typed("CPUs"), json!("CPUs"));
+    assert_eq!(typed(""), json!(""));
 }

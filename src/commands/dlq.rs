@@ -5,15 +5,24 @@ use crate::cli::DlqCommand;
 use crate::clock::{local, now_ms};
 use crate::context::Context;
 use crate::error::{EXIT_OK, Result};
-use crate::output::{Painter, cell, confirm, print_json, print_out, table};
+use crate::output::{Painter, cell, confirm, print_items, print_json, print_out, table};
 use crate::view::jobs_table;
 
 pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
     match command {
         DlqCommand::List(args) => {
-            let jobs = context.engine_read()?.dead(args.limit)?;
+            let limit = if args.all { u32::MAX } else { args.limit };
+            let mut engine = context.engine_read()?;
+            let jobs = engine.dead(limit)?;
             if context.json {
-                print_json(&jobs)?;
+                let total = match jobs.len() < limit as usize {
+                    true => jobs.len() as u64,
+                    false => engine.count(&crate::driver::JobFilter {
+                        state: Some(crate::job::JobState::Dead),
+                        ..Default::default()
+                    })?,
+                };
+                print_items(&jobs, total)?;
             } else if jobs.is_empty() {
                 if !context.quiet {
                     print_out("the dead letter queue is empty\n")?;
@@ -59,7 +68,7 @@ pub fn run(context: &Context, command: DlqCommand) -> Result<u8> {
         DlqCommand::Stats => {
             let stats = context.engine_read()?.dlq_stats()?;
             if context.json {
-                print_json(&stats)?;
+                print_items(&stats, stats.len() as u64)?;
             } else if stats.is_empty() {
                 print_out("the dead letter queue is empty\n")?;
             } else {

@@ -18,7 +18,7 @@ use crate::job::input::{
 use crate::job::names::validate_queue;
 use crate::job::{NewJob, Origin, validate_id};
 use crate::jobfile::{Jobfile, did_you_mean, jobfile_commit};
-use crate::output::{Painter, cell, print_json, print_out, table, truncate};
+use crate::output::{Painter, cell, print_items, print_out, table, truncate};
 use crate::retry::RetryPolicy;
 use crate::sys::files::{MAX_JOBS_BYTES, read_regular, read_stdin};
 
@@ -84,9 +84,15 @@ pub fn run(context: &Context, args: EnqueueArgs) -> Result<u8> {
     if context.json {
         let ids: Vec<_> = jobs
             .iter()
-            .map(|j| serde_json::json!({"id": j.id, "queue": j.queue, "run_at": j.run_at}))
+            .map(|j| {
+                serde_json::json!({
+                    "id": j.id,
+                    "queue": j.queue,
+                    "run_at": crate::clock::rfc3339(j.run_at),
+                })
+            })
             .collect();
-        print_json(&ids)?;
+        print_items(&ids, ids.len() as u64)?;
     } else if !context.quiet {
         match jobs.as_slice() {
             [job] => print_out(&format!("enqueued {}\n", job.id))?,
@@ -234,7 +240,7 @@ fn read_source(path: &Path, defaults: &Defaults) -> Result<Vec<NewJob>> {
 
 fn show_dry_run(context: &Context, jobs: &[NewJob]) -> Result<u8> {
     if context.json {
-        print_json(jobs)?;
+        print_items(jobs, jobs.len() as u64)?;
         return Ok(EXIT_OK);
     }
     let now = now_ms();

@@ -6,7 +6,7 @@ use crate::context::Context;
 use crate::driver::JobFilter;
 use crate::error::{EXIT_OK, Result};
 use crate::job::JobState;
-use crate::output::{Painter, print_json, print_out};
+use crate::output::{Painter, print_items, print_out};
 use crate::view::{jobs_table, render_schedules, schedules};
 
 pub fn run(context: &Context, args: &ListArgs) -> Result<u8> {
@@ -14,7 +14,7 @@ pub fn run(context: &Context, args: &ListArgs) -> Result<u8> {
         let jobfile = context.jobfile().ok().flatten();
         let views = schedules(jobfile.as_ref(), &mut context.engine_read()?)?;
         if context.json {
-            print_json(&views)?;
+            print_items(&views, views.len() as u64)?;
         } else if views.is_empty() {
             print_out("no schedules\n")?;
         } else {
@@ -30,11 +30,16 @@ pub fn run(context: &Context, args: &ListArgs) -> Result<u8> {
             .transpose()?,
         queue: args.queue.clone(),
         definition: args.job.clone(),
-        limit: args.limit,
+        limit: if args.all { u32::MAX } else { args.limit },
     };
-    let jobs = context.engine_read()?.list(&filter)?;
+    let mut engine = context.engine_read()?;
+    let jobs = engine.list(&filter)?;
     if context.json {
-        print_json(&jobs)?;
+        let total = match jobs.len() < filter.limit as usize {
+            true => jobs.len() as u64,
+            false => engine.count(&filter)?,
+        };
+        print_items(&jobs, total)?;
     } else if jobs.is_empty() {
         if !context.quiet {
             print_out("no jobs\n")?;

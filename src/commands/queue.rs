@@ -10,8 +10,8 @@ use crate::context::Context;
 use crate::error::{EXIT_OK, Result};
 use crate::job::JobState;
 use crate::job::names::validate_queue;
-use crate::output::{Painter, YELLOW, cell, print_json, print_out, table};
-use crate::view::{QueueView, queue_views};
+use crate::output::{Painter, YELLOW, cell, print_items, print_out, table};
+use crate::view::queue_views;
 
 pub fn run(context: &Context, command: QueueCommand) -> Result<u8> {
     match command {
@@ -52,7 +52,7 @@ fn set(context: &Context, queues: &[String], pause: bool) -> Result<u8> {
         })
         .collect();
     if context.json {
-        print_json(&results)?;
+        print_items(&results, results.len() as u64)?;
         return Ok(EXIT_OK);
     }
     let mut text = String::new();
@@ -86,15 +86,7 @@ fn list(context: &Context) -> Result<u8> {
     let mut engine = context.engine_read()?;
     let queues = queue_views(&mut engine)?;
     if context.json {
-        #[derive(Serialize)]
-        struct List<'a> {
-            queues: &'a [QueueView],
-            total: usize,
-        }
-        print_json(&List {
-            queues: &queues,
-            total: queues.len(),
-        })?;
+        print_items(&queues, queues.len() as u64)?;
         return Ok(EXIT_OK);
     }
     if queues.is_empty() {

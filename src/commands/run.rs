@@ -121,10 +121,14 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
         };
         print_out(&lines::summary(&record, painter, mode))?;
     }
-    Ok(match summary.exit_code(options.until_idle) {
+    let code = match summary.exit_code(options.until_idle) {
         EXIT_OK if options.until_idle && failed_before => EXIT_JOBS_FAILED,
         code => code,
-    })
+    };
+    if context.json {
+        print_out(&format!("{}\n", report::summary_line(&record, code)))?;
+    }
+    Ok(code)
 }
 
 /// `--until-idle` with nothing to run (no job declared, none waiting in

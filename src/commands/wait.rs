@@ -10,7 +10,7 @@ use crate::context::Context;
 use crate::duration;
 use crate::error::{EXIT_JOBS_FAILED, EXIT_OK, EXIT_TIMED_OUT, Error, Result};
 use crate::job::{Job, JobState};
-use crate::output::{print_json, print_out};
+use crate::output::{print_items, print_out};
 
 /// The longest it goes without looking at the jobs, whatever the feed says.
 const RECHECK: Duration = Duration::from_millis(250);
@@ -69,7 +69,7 @@ pub fn run(context: &Context, args: &WaitArgs) -> Result<u8> {
                     })
                 })
                 .collect();
-            print_json(&shown)?;
+            print_items(&shown, shown.len() as u64)?;
         } else if !context.quiet {
             let lines: String = jobs
                 .iter()

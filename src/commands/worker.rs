@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::{EXIT_OK, Error, Result};
 use crate::exec::KILL_GRACE;
 use crate::job::names::validate_queue;
-use crate::output::{Painter, cell, print_json, print_out, table};
+use crate::output::{Painter, cell, print_items, print_json, print_out, table};
 use crate::report::Style;
 use crate::report::lines::{Lines, SummaryMode, summary as summary_text};
 use crate::runtime::{self, Options, Role, pools};
@@ -82,7 +82,11 @@ fn foreground(context: &Context, args: &WorkerStartArgs) -> Result<u8> {
     if options.until_idle && plain {
         print_out(&summary_text(&record, painter, SummaryMode::Failures))?;
     }
-    Ok(summary.exit_code(options.until_idle))
+    let code = summary.exit_code(options.until_idle);
+    if context.json {
+        print_out(&format!("{}\n", crate::report::summary_line(&record, code)))?;
+    }
+    Ok(code)
 }
 
 /// Starts `queuectl worker start --detached` in the background, its output
@@ -275,7 +279,7 @@ fn status(context: &Context) -> Result<u8> {
     let now = now_ms();
     let workers = worker_views(&mut context.engine_read()?, now)?;
     if context.json {
-        return print_json(&workers).map(|()| EXIT_OK);
+        return print_items(&workers, workers.len() as u64).map(|()| EXIT_OK);
     }
     if workers.is_empty() {
         print_out("no workers are running\n")?;

@@ -283,6 +283,11 @@ pub trait Jobs {
     /// Jobs matching `filter`, newest first.
     fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<Job>>;
 
+    /// How many jobs match `filter` (its limit aside), counted row by
+    /// row: for a definition's jobs (the engine reads [`Jobs::counts`]
+    /// for the others).
+    fn count_jobs(&mut self, filter: &JobFilter) -> Result<u64>;
+
     /// Jobs counted by queue and state.
     fn counts(&mut self) -> Result<Counts>;
 

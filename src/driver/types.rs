@@ -232,6 +232,7 @@ pub struct DlqStat {
     pub queue: String,
     pub exit_code: Option<i32>,
     pub count: u64,
+    #[serde(with = "crate::output::json_time::option")]
     pub newest_at: Option<i64>,
 }
 

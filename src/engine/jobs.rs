@@ -181,6 +181,24 @@ impl Engine {
         })
     }
 
+    /// How many jobs match `filter`, its limit aside: from the kept
+    /// counts unless it names a definition.
+    pub fn count(&mut self, filter: &JobFilter) -> Result<u64> {
+        if filter.definition.is_some() {
+            return self.read(|ops| ops.count_jobs(filter));
+        }
+        Ok(self
+            .counts()?
+            .rows
+            .iter()
+            .filter(|(queue, state, _)| {
+                filter.state.is_none_or(|s| s == *state)
+                    && filter.queue.as_ref().is_none_or(|q| q == queue)
+            })
+            .map(|(_, _, n)| n)
+            .sum())
+    }
+
     /// How many jobs each queue has in each state.
     pub fn counts(&mut self) -> Result<Counts> {
         self.read(|ops| ops.counts())

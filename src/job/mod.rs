@@ -179,6 +179,23 @@ impl Payload {
     }
 }
 
+/// A job's payload in JSON output: as stored, but a tick's time in RFC
+/// 3339 (`{"scheduled": "2026-11-23T02:00:00Z"}`); the stored form keeps
+/// milliseconds.
+fn payload_json<S: serde::Serializer>(
+    payload: &Option<Payload>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match payload {
+        Some(Payload::Scheduled(at)) => {
+            let mut map = std::collections::BTreeMap::new();
+            map.insert("scheduled", crate::clock::rfc3339(*at));
+            map.serialize(serializer)
+        }
+        other => other.serialize(serializer),
+    }
+}
+
 /// A job about to be inserted.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewJob {
@@ -194,7 +211,9 @@ pub struct NewJob {
     /// Literal values; `${VAR}` references are resolved when the job starts.
     pub env: Vec<(String, String)>,
     pub cwd: Option<String>,
+    #[serde(with = "crate::output::json_time")]
     pub run_at: i64,
+    #[serde(with = "crate::output::json_time")]
     pub created_at: i64,
     /// The jobfile spec this job runs, if it came from a definition.
     pub spec_hash: Option<String>,
@@ -203,12 +222,16 @@ pub struct NewJob {
     /// Definitions whose latest run must have completed first.
     pub after: Vec<String>,
     /// For a scheduled job: the nominal time of its tick (unique per definition).
+    #[serde(with = "crate::output::json_time::option")]
     pub tick_at: Option<i64>,
     /// For a job of a definition with `sources`: its inputs' digests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Inputs>,
     /// What its trigger gave it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "payload_json"
+    )]
     pub payload: Option<Payload>,
     /// Jobs with the same key never run two at once (the engine gives
     /// watched and scheduled jobs one, see `engine::triggers`).
@@ -235,10 +258,15 @@ pub struct Job {
     pub timeout_ms: Option<i64>,
     pub env: Vec<(String, String)>,
     pub cwd: Option<String>,
+    #[serde(with = "crate::output::json_time")]
     pub run_at: i64,
+    #[serde(with = "crate::output::json_time")]
     pub created_at: i64,
+    #[serde(with = "crate::output::json_time")]
     pub updated_at: i64,
+    #[serde(with = "crate::output::json_time::option")]
     pub started_at: Option<i64>,
+    #[serde(with = "crate::output::json_time::option")]
     pub finished_at: Option<i64>,
     pub exit_code: Option<i32>,
     pub last_error: Option<String>,
@@ -247,8 +275,10 @@ pub struct Job {
     pub reason: Option<String>,
     pub after: Vec<String>,
     /// For a scheduled job: its tick's nominal time.
+    #[serde(with = "crate::output::json_time::option")]
     pub tick_at: Option<i64>,
     /// What its trigger gave it.
+    #[serde(serialize_with = "payload_json")]
     pub payload: Option<Payload>,
 }
 
@@ -312,7 +342,9 @@ impl AttemptOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
     pub run: u32,
+    #[serde(with = "crate::output::json_time")]
     pub started_at: i64,
+    #[serde(with = "crate::output::json_time::option")]
     pub finished_at: Option<i64>,
     pub exit_code: Option<i32>,
     pub outcome: Option<AttemptOutcome>,

@@ -87,11 +87,12 @@ fn report_lines(events: Receiver, style: Style) -> RunRecord {
         } => Some(github::Github::new(annotations.clone())),
         _ => None,
     };
-    for event in events {
+    let mut events = events;
+    while let Some(event) = events.next() {
         record.record(&event);
         let text = match &style {
             Style::Quiet | Style::Bars { .. } => continue,
-            Style::Json => serde_json::to_string(&event).unwrap_or_default(),
+            Style::Json => event.json_line(events.sent_at()),
             Style::Plain { lines, .. } => {
                 let Some(line) = lines::plain_line(&event, *lines) else {
                     continue;
@@ -117,4 +118,32 @@ fn with_output(event: &Event, line: String) -> String {
         } if !tail.is_empty() => format!("{line}\n{}", lines::output_block(tail).trim_end()),
         _ => line,
     }
+}
+
+/// The last line of `--json` output of a run (`run`, `worker start
+/// --foreground`): `{"event": "summary", …}` with what the run's jobs
+/// came to and the exit code the process ends with.
+pub fn summary_line(record: &RunRecord, exit_code: u8) -> String {
+    use crate::job::JobState;
+    let ids = |keep: fn(&record::JobRecord) -> bool| -> Vec<&str> {
+        record
+            .jobs
+            .iter()
+            .filter(|j| keep(j))
+            .map(|j| j.id.as_str())
+            .collect()
+    };
+    serde_json::json!({
+        "event": "summary",
+        "timestamp": crate::clock::rfc3339(crate::clock::now_ms()),
+        "completed": record.count(JobState::Completed),
+        "dead": record.count(JobState::Dead),
+        "retrying": record.count(JobState::Failed),
+        "cancelled": record.count(JobState::Cancelled),
+        "dead_ids": ids(|j| j.state == Some(JobState::Dead)),
+        "flaky_ids": ids(record::JobRecord::is_flaky),
+        "elapsed_ms": u64::try_from(record.elapsed.as_millis()).unwrap_or(u64::MAX),
+        "exit_code": exit_code,
+    })
+    .to_string()
 }

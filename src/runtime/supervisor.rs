@@ -440,12 +440,14 @@ impl Supervisor<'_> {
                     return Ok(());
                 }
                 self.role = Role::Owner;
+                // Said once its watches are up: a change after the line
+                // fires them.
+                self.take_over()?;
                 self.events.send(Event::Warning {
                     message: format!(
                         "the `queuectl run` that owned this queue ({before}) is gone: this one owns it now (applies the jobfile, fires its triggers)"
                     ),
                 });
-                self.take_over()?;
             }
             _ => {}
         }

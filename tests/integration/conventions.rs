@@ -169,10 +169,8 @@ fn the_dead_letter_queue_cap_is_configurable() {
     // One at a time: they die in the order they were enqueued.
     let run = env.spawn(&["run", "--workers", "1"]);
     let dead = || -> Vec<String> {
-        env.json(&["dlq", "list"])
-            .as_array()
-            .into_iter()
-            .flatten()
+        env.items(&["dlq", "list"])
+            .iter()
             .filter_map(|j| j["id"].as_str().map(str::to_string))
             .collect()
     };
@@ -217,8 +215,8 @@ fn wait_exits_with_the_jobs_outcome() {
     let out = env.cmd(["--json", "wait", &bad]).output().expect("wait");
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(json[0]["state"], "dead", "{json}");
-    assert_eq!(json[0]["exit_code"], 3, "{json}");
+    assert_eq!(json["items"][0]["state"], "dead", "{json}");
+    assert_eq!(json["items"][0]["exit_code"], 3, "{json}");
     // Several: 0 only when all completed, one line each.
     let out = env.cmd(["wait", &ok, &bad]).output().expect("wait");
     assert_eq!(out.status.code(), Some(1));

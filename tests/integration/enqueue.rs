@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use super::harness::{Env, SpawnExt};
+use super::harness::{Env, SpawnExt, time};
 
 #[test]
 fn a_plain_command_gets_a_generated_id() {
@@ -57,7 +57,7 @@ fn flags_set_every_field() {
     assert_eq!(job["max_retries"], 5);
     assert_eq!(job["timeout_ms"], 90_000);
     assert_eq!(job["env"], serde_json::json!([["A", "1"], ["B", "x=y"]]));
-    let wait = job["run_at"].as_i64().unwrap_or(0) - job["created_at"].as_i64().unwrap_or(0);
+    let wait = time(&job["run_at"]) - time(&job["created_at"]);
     assert!((599_000..=601_000).contains(&wait), "{wait}");
 }
 
@@ -188,10 +188,13 @@ fn status_and_list_in_json() {
     assert_eq!(status["queues"][1]["name"], "q2");
     assert_eq!(status["queues"][1]["counts"]["pending"], 1);
     assert_eq!(status["workers"], serde_json::json!([]));
+    // Lists are `{"items": [...], "total": N}` (issue 15's JSON contract):
+    // the total counts every match, past the limit.
     let list = env.json(&["list", "--state", "running"]);
-    assert_eq!(list, serde_json::json!([]));
+    assert_eq!(list, serde_json::json!({"items": [], "total": 0}));
     let list = env.json(&["list", "--limit", "1"]);
-    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["total"], 2, "{list}");
 }
 
 #[test]
@@ -267,6 +270,6 @@ fn verbose_names_the_files_in_use() {
     env.cmd(["--verbose", "--json", "list"])
         .assert()
         .success()
-        .stdout("[]\n")
+        .stdout("{\n  \"items\": [],\n  \"total\": 0\n}\n")
         .stderr(predicate::str::contains("queuectl.toml"));
 }

@@ -105,10 +105,24 @@ impl Env {
         serde_json::from_slice(&out.stdout).expect("JSON output")
     }
 
+    /// The `items` of a listing command's `--json` output (`{"items":
+    /// [...], "total": N}`), checked against its total where it lists
+    /// every match.
+    pub fn items(&self, args: &[&str]) -> Vec<Value> {
+        let value = self.json(args);
+        let items = value["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("queuectl {args:?}: no items in {value}"))
+            .clone();
+        let total = value["total"].as_u64().expect("a total") as usize;
+        assert!(total >= items.len(), "queuectl {args:?}: {value}");
+        items
+    }
+
     /// Enqueues a job with these extra args; returns its id.
     pub fn enqueue(&self, args: &[&str]) -> String {
-        let value = self.json(&[&["enqueue"], args].concat());
-        value[0]["id"].as_str().expect("an id").to_string()
+        let items = self.items(&[&["enqueue"], args].concat());
+        items[0]["id"].as_str().expect("an id").to_string()
     }
 
     /// The job's `show --json`.
@@ -125,18 +139,13 @@ impl Env {
 
     /// The jobs of a definition, newest first.
     pub fn jobs_of(&self, definition: &str) -> Vec<Value> {
-        self.json(&["list", "--job", definition, "--limit", "1000"])
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.items(&["list", "--job", definition, "--all"])
     }
 
     /// Every job's state, by id.
     pub fn states(&self) -> Vec<(String, String)> {
-        let list = self.json(&["list", "--limit", "100000"]);
+        let list = self.items(&["list", "--all"]);
         let mut states: Vec<_> = list
-            .as_array()
-            .expect("an array")
             .iter()
             .map(|j| {
                 (
@@ -426,4 +435,11 @@ pub fn ms(time: &str) -> i64 {
     time.parse::<jiff::Timestamp>()
         .map(|t| t.as_millisecond())
         .unwrap_or_else(|e| panic!("`{time}` is not an RFC 3339 time: {e}"))
+}
+
+/// A time field of the JSON output (RFC 3339), in ms since the epoch.
+pub fn time(value: &Value) -> i64 {
+    ms(value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {value}")))
 }

@@ -127,10 +127,8 @@ fn plan_apply_plan_round_trip() {
          Plan: 1 to enqueue, 1 to update, 0 to cancel.\n",
     );
     env.cmd(["apply"]).assert().success();
-    let jobs = env.json(&["list", "--job", "test"]);
+    let jobs = env.items(&["list", "--job", "test"]);
     let states: Vec<&str> = jobs
-        .as_array()
-        .expect("list")
         .iter()
         .map(|j| j["state"].as_str().unwrap_or(""))
         .collect();
@@ -139,7 +137,7 @@ fn plan_apply_plan_round_trip() {
         vec!["pending", "cancelled"],
         "the old spec's pending job was replaced"
     );
-    assert_eq!(env.json(&["list", "--job", "lint"])[0]["priority"], 5);
+    assert_eq!(env.items(&["list", "--job", "lint"])[0]["priority"], 5);
     env.write(
         "queuectl.toml",
         "[queues.default]\nworkers = 4\n[jobs.test]\ncommand = \"true --changed\"\n",
@@ -150,7 +148,7 @@ fn plan_apply_plan_round_trip() {
         .stdout(predicate::str::contains(
             "- cancel   lint             removed from jobfile (1 pending)",
         ));
-    let lint = &env.json(&["list", "--job", "lint"])[0];
+    let lint = &env.items(&["list", "--job", "lint"])[0];
     assert_eq!(lint["state"], "cancelled");
     assert_eq!(lint["reason"], "removed from the jobfile");
     // A broken file: plan exits 2, and apply changes nothing.
@@ -199,7 +197,7 @@ fn jobs_record_their_spec_and_commit() {
     git(&["commit", "-q", "-m", "jobs"]);
     let head = git(&["rev-parse", "HEAD"]);
     env.cmd(["apply"]).assert().success();
-    let job = &env.json(&["list", "--job", "a"])[0];
+    let job = &env.items(&["list", "--job", "a"])[0];
     assert_eq!(job["source_commit"].as_str(), Some(head.as_str()));
     assert_eq!(job["spec_hash"].as_str().map(str::len), Some(12));
     assert_eq!(job["origin"], "jobfile");
@@ -229,15 +227,15 @@ fn after_orders_real_jobs_and_dead_dependencies_cancel_dependents() {
     let (code, output) = env.worker(&["--until-idle"]).wait();
     assert_eq!(code, Some(1), "{output}");
     assert_eq!(env.read("order"), "build\ntest\ndeploy\n");
-    let notify = &env.json(&["list", "--job", "notify"])[0];
+    let notify = &env.items(&["list", "--job", "notify"])[0];
     assert_eq!(notify["state"], "cancelled");
     assert_eq!(notify["reason"], "dependency `broken` is dead");
     assert_eq!(
-        env.json(&["list", "--job", "then"])[0]["reason"],
+        env.items(&["list", "--job", "then"])[0]["reason"],
         "dependency `notify` is cancelled"
     );
     // Once the dependency is fixed and retried, apply runs the dependents again.
-    let broken = env.json(&["list", "--job", "broken"])[0]["id"]
+    let broken = env.items(&["list", "--job", "broken"])[0]["id"]
         .as_str()
         .unwrap_or_default()
         .to_string();

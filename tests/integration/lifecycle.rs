@@ -3,7 +3,7 @@
 
 use predicates::prelude::*;
 
-use super::harness::{Env, alive, wait_until};
+use super::harness::{Env, alive, time, wait_until};
 
 #[test]
 fn the_seed_flow_completes_retries_and_dead_letters() {
@@ -37,8 +37,7 @@ fn the_seed_flow_completes_retries_and_dead_letters() {
     assert_eq!(dead["exit_code"], 3);
     let history = dead["attempt_history"].as_array().expect("attempts");
     assert_eq!(history.len(), 2);
-    let gap = history[1]["started_at"].as_i64().unwrap_or(0)
-        - history[0]["finished_at"].as_i64().unwrap_or(0);
+    let gap = time(&history[1]["started_at"]) - time(&history[0]["finished_at"]);
     assert!(
         gap >= 1_900,
         "retry 1 waits backoff_base^1 = 2 s, waited {gap} ms"

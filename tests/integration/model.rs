@@ -11,10 +11,7 @@ use super::harness::{Env, alive, bin, ms, require, wait_until};
 
 /// The registered workers.
 fn workers(env: &Env) -> Vec<Value> {
-    env.json(&["worker", "status"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    env.items(&["worker", "status"])
 }
 
 /// The heartbeat of the worker with this pid, if it is registered.

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::harness::{Env, Worker, wait_until};
+use super::harness::{Env, Worker, time, wait_until};
 
 /// The test server's URL with another password, port or database.
 fn variant(url: &str, f: impl Fn(&str, &str, &str, &str) -> String) -> String {
@@ -184,11 +184,11 @@ fn enqueue_run_dead_letter_and_retry_with_output_in_the_database() {
         .assert()
         .success()
         .stdout("oops\n");
-    let dlq = env.json(&["dlq", "list"]);
-    assert_eq!(dlq.as_array().map(Vec::len), Some(1), "{dlq}");
-    let stats = env.json(&["dlq", "stats"]);
-    assert_eq!(stats[0]["exit_code"], 3, "{stats}");
-    assert_eq!(stats[0]["count"], 1, "{stats}");
+    let dlq = env.items(&["dlq", "list"]);
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    let stats = env.items(&["dlq", "stats"]);
+    assert_eq!(stats[0]["exit_code"], 3, "{stats:?}");
+    assert_eq!(stats[0]["count"], 1, "{stats:?}");
     env.cmd(["dlq", "retry", "bad"]).assert().success();
     assert_eq!(env.state(&bad), "pending");
     let status = env.json(&["status"]);
@@ -538,7 +538,10 @@ fn tls_verify_full_with_the_servers_ca_and_clear_errors_without_it() {
             String::from_utf8_lossy(&out.stderr)
         );
         let enqueued: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        let id = enqueued[0]["id"].as_str().expect("an id").to_string();
+        let id = enqueued["items"][0]["id"]
+            .as_str()
+            .expect("an id")
+            .to_string();
         let runner = env.spawn_with(&["run", "--until-idle"], &[("QUEUECTL_DB", &url)]);
         wait_until("the job runs", || env.state(&id) == "processing");
         // Every session of the worker is encrypted.
@@ -642,8 +645,8 @@ fn hosts_whose_clocks_disagree_go_by_the_servers() {
     let (code, out) = worker.wait();
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(env.read("ran"), "ran\n", "{out}");
-    let job = &env.json(&["list"])[0];
-    let waited = job["started_at"].as_i64().unwrap_or(0) - job["run_at"].as_i64().unwrap_or(0);
+    let job = &env.items(&["list"])[0];
+    let waited = time(&job["started_at"]) - time(&job["run_at"]);
     assert!(
         (0..60_000).contains(&waited),
         "started {waited} ms after run_at: {job}"

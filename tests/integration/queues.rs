@@ -43,7 +43,7 @@ fn a_paused_queue_claims_nothing_until_resumed(env: &Env) {
 
     let list = env.json(&["queue", "list"]);
     assert_eq!(list["total"], 2, "{list}");
-    let deploy = &list["queues"][1];
+    let deploy = &list["items"][1];
     assert_eq!(deploy["name"], "deploy", "{list}");
     assert_eq!(deploy["paused"], true, "{list}");
     assert_eq!(deploy["counts"]["pending"], 1, "{list}");
@@ -52,7 +52,7 @@ fn a_paused_queue_claims_nothing_until_resumed(env: &Env) {
         paused_at.ends_with('Z') && paused_at.contains('T'),
         "{paused_at}"
     );
-    assert_eq!(list["queues"][0]["paused"], false, "{list}");
+    assert_eq!(list["items"][0]["paused"], false, "{list}");
     let status = env.json(&["status"]);
     assert_eq!(status["queues"][1]["paused"], true, "{status}");
     env.cmd(["status"])
@@ -67,9 +67,7 @@ fn a_paused_queue_claims_nothing_until_resumed(env: &Env) {
     // Resumed while a worker idles: it takes the job at once.
     let worker = env.worker(&["--count", "1"]);
     wait_until("the worker registers", || {
-        env.json(&["worker", "status"])
-            .as_array()
-            .is_some_and(|w| !w.is_empty())
+        !env.items(&["worker", "status"]).is_empty()
     });
     assert_eq!(env.state(&held), "pending");
     env.cmd(["--json", "queue", "resume", "deploy"])
@@ -77,8 +75,8 @@ fn a_paused_queue_claims_nothing_until_resumed(env: &Env) {
         .success()
         .stdout(predicate::str::contains(
             r#""queue": "deploy",
-    "paused": false,
-    "changed": true"#,
+      "paused": false,
+      "changed": true"#,
         ));
     wait_until("the resumed job completes", || {
         env.state(&held) == "completed"
@@ -154,7 +152,7 @@ fn workers_show_the_jobs_they_run(env: &Env) {
     let id = env.enqueue(&["sleep 30"]);
     wait_until("the job runs", || env.state(&id) == "processing");
     let workers = env.json(&["worker", "status"]);
-    let worker = &workers[0];
+    let worker = &workers["items"][0];
     assert_eq!(worker["jobs"][0]["id"], id.as_str(), "{workers}");
     assert_eq!(worker["busy"], 1, "{workers}");
     assert_eq!(
@@ -169,7 +167,10 @@ fn workers_show_the_jobs_they_run(env: &Env) {
         "{workers}"
     );
     let status = env.json(&["status"]);
-    assert_eq!(status["workers"], workers, "one shape in both commands");
+    assert_eq!(
+        status["workers"], workers["items"],
+        "one shape in both commands"
+    );
     env.cmd(["worker", "status"])
         .assert()
         .success()

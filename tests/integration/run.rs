@@ -9,12 +9,7 @@ use super::harness::{Env, alive, wait_until};
 /// so output can be compared as text.
 fn normalize(env: &Env, output: &str) -> String {
     let mut text = output.to_string();
-    for job in env
-        .json(&["list", "--limit", "1000"])
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for job in env.items(&["list", "--all"]) {
         if let (Some(id), Some(name)) = (job["id"].as_str(), job["definition"].as_str()) {
             text = text.replace(id, name);
         }
@@ -167,7 +162,19 @@ fn json_streams_one_event_per_line() {
         .filter_map(|e| e["event"].as_str())
         .filter(|k| *k != "counts")
         .collect();
-    assert_eq!(kinds, vec!["ready", "started", "finished", "stopping"]);
+    // Every event says when it happened; the last sums the run up.
+    assert_eq!(
+        kinds,
+        vec!["ready", "started", "finished", "stopping", "summary"]
+    );
+    for event in &events {
+        let at = event["timestamp"].as_str().unwrap_or_default();
+        assert!(at.len() == 24 && at.ends_with('Z'), "{event}");
+    }
+    let summary = events.last().expect("a summary");
+    assert_eq!(summary["completed"], 1, "{summary}");
+    assert_eq!(summary["dead"], 0, "{summary}");
+    assert_eq!(summary["exit_code"], 0, "{summary}");
     assert_eq!(
         events
             .iter()
@@ -193,7 +200,7 @@ fn github_actions_get_groups_errors_and_a_step_summary() {
         )
         .wait();
     assert_eq!(code, Some(1));
-    let id = env.json(&["list"])[0]["id"]
+    let id = env.items(&["list"])[0]["id"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -300,7 +307,7 @@ fn a_second_sigint_stops_jobs_and_returns_them() {
     assert_eq!(code, Some(130));
     let pid: u32 = env.read("slow.pid").trim().parse().expect("a pid");
     wait_until("the job's process is gone", || !alive(pid));
-    let job = &env.json(&["list"])[0];
+    let job = &env.items(&["list"])[0];
     assert_eq!(job["state"], "pending", "returned to the queue");
 }
 

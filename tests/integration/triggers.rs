@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use predicates::prelude::*;
 
-use super::harness::{Env, bin, require, wait_until};
+use super::harness::{Env, bin, ms, require, wait_until};
 
 #[test]
 fn a_one_second_schedule_runs_every_second() {
@@ -65,7 +65,7 @@ fn a_killed_run_neither_repeats_nor_loses_ticks_on(env: Env) {
     let last_before = env
         .jobs_of("tick")
         .iter()
-        .filter_map(|j| j["tick_at"].as_i64())
+        .filter_map(|j| j["tick_at"].as_str().map(ms))
         .max()
         .unwrap_or(0);
     // Let ticks go by with no scheduler up: wall time must pass here.
@@ -75,7 +75,7 @@ fn a_killed_run_neither_repeats_nor_loses_ticks_on(env: Env) {
     wait_until("the restarted run ticked", || {
         env.jobs_of("tick")
             .iter()
-            .filter_map(|j| j["tick_at"].as_i64())
+            .filter_map(|j| j["tick_at"].as_str().map(ms))
             .any(|t| t > restarted_at)
     });
     second.signal("KILL");
@@ -83,7 +83,7 @@ fn a_killed_run_neither_repeats_nor_loses_ticks_on(env: Env) {
     let ticks: Vec<i64> = env
         .jobs_of("tick")
         .iter()
-        .filter_map(|j| j["tick_at"].as_i64())
+        .filter_map(|j| j["tick_at"].as_str().map(ms))
         .collect();
     let mut unique = ticks.clone();
     unique.sort();
@@ -303,8 +303,11 @@ fn status_and_list_show_schedules() {
                 "nightly  `0 2 * * *` (UTC)  next ",
             )),
         );
-    let views = env.json(&["list", "--scheduled"]);
-    let next = views[0]["next_tick"].as_i64().expect("a next tick");
+    let views = env.items(&["list", "--scheduled"]);
+    let next = views[0]["next_tick_at"]
+        .as_str()
+        .map(ms)
+        .expect("a next tick");
     let next = jiff::Timestamp::from_millisecond(next)
         .expect("a time")
         .to_zoned(jiff::tz::TimeZone::UTC);
@@ -314,6 +317,6 @@ fn status_and_list_show_schedules() {
             .as_str()
             .unwrap_or_default()
             .contains("02:00"),
-        "{views}"
+        "{views:?}"
     );
 }

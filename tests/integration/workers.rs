@@ -43,7 +43,7 @@ fn worker_stop_lets_the_running_job_finish() {
         .assert()
         .success()
         .stdout(predicate::str::starts_with("started worker pid "));
-    let workers = env.json(&["worker", "status"]);
+    let workers = env.items(&["worker", "status"]);
     let pid = workers[0]["pid"].as_u64().expect("a worker pid") as u32;
     env.cmd(["status"])
         .assert()
@@ -60,7 +60,10 @@ fn worker_stop_lets_the_running_job_finish() {
     assert_eq!(env.state(&id), "completed");
     env.cmd(["logs", &id]).assert().stdout("finished\n");
     wait_until("the worker process is gone", || !alive(pid));
-    assert_eq!(env.json(&["worker", "status"]), serde_json::json!([]));
+    assert_eq!(
+        env.json(&["worker", "status"]),
+        serde_json::json!({"items": [], "total": 0})
+    );
 }
 
 #[test]
@@ -159,9 +162,7 @@ fn an_idle_worker_picks_up_a_job_from_another_process() {
     let env = Env::new();
     let _worker = env.worker(&["--count", "1"]);
     wait_until("the worker registers", || {
-        env.json(&["worker", "status"])
-            .as_array()
-            .is_some_and(|w| !w.is_empty())
+        !env.items(&["worker", "status"]).is_empty()
     });
     let id = env.enqueue(&["true"]);
     wait_until("the job completes", || env.state(&id) == "completed");

@@ -246,28 +246,26 @@ impl Jobs for PgOps<'_> {
     }
 
     fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<Job>> {
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM queuectl_jobs WHERE TRUE");
         let state = filter.state.map(JobState::as_str);
         let limit = i64::from(filter.limit);
-        let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        if let Some(state) = &state {
-            args.push(state);
-            sql.push_str(&format!(" AND state = ${}", args.len()));
-        }
-        if let Some(queue) = &filter.queue {
-            args.push(queue);
-            sql.push_str(&format!(" AND queue = ${}", args.len()));
-        }
-        if let Some(definition) = &filter.definition {
-            args.push(definition);
-            sql.push_str(&format!(" AND definition = ${}", args.len()));
-        }
+        let (conditions, mut args) = filter_conditions(filter, &state);
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM queuectl_jobs WHERE TRUE{conditions}");
         args.push(&limit);
         sql.push_str(&format!(
             " ORDER BY created_at DESC, id DESC LIMIT ${}",
             args.len()
         ));
         self.conn.rows(&sql, &args)?.iter().map(rows::job).collect()
+    }
+
+    fn count_jobs(&mut self, filter: &JobFilter) -> Result<u64> {
+        let state = filter.state.map(JobState::as_str);
+        let (conditions, args) = filter_conditions(filter, &state);
+        let sql = format!("SELECT COUNT(*) AS n FROM queuectl_jobs WHERE TRUE{conditions}");
+        match self.conn.row(&sql, &args)? {
+            Some(row) => rows::count(&row, "n"),
+            None => Ok(0),
+        }
     }
 
     fn counts(&mut self) -> Result<Counts> {
@@ -695,4 +693,33 @@ pub(super) fn follow(conn: &mut PgConn, id: &str) -> Result<()> {
         &[&id],
     )?;
     Ok(())
+}
+
+/// The conditions of `filter` (its limit aside), each ` AND …` with its
+/// parameter numbered `$1…`, with their arguments; `state` is the
+/// filter's state as stored.
+fn filter_conditions<'a>(
+    filter: &'a JobFilter,
+    state: &'a Option<&'static str>,
+) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
+    let mut sql = String::new();
+    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let columns: [(&str, Option<&'a (dyn ToSql + Sync)>); 3] = [
+        ("state", state.as_ref().map(|s| s as &(dyn ToSql + Sync))),
+        (
+            "queue",
+            filter.queue.as_ref().map(|q| q as &(dyn ToSql + Sync)),
+        ),
+        (
+            "definition",
+            filter.definition.as_ref().map(|d| d as &(dyn ToSql + Sync)),
+        ),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            args.push(value);
+            sql.push_str(&format!(" AND {column} = ${}", args.len()));
+        }
+    }
+    (sql, args)
 }

@@ -228,26 +228,24 @@ impl Jobs for SqliteOps<'_> {
     }
 
     fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<Job>> {
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
-        let mut args: Vec<&dyn ToSql> = Vec::new();
         let state = filter.state.map(JobState::as_str);
-        if let Some(state) = &state {
-            sql.push_str(" AND state = ?");
-            args.push(state);
-        }
-        if let Some(queue) = &filter.queue {
-            sql.push_str(" AND queue = ?");
-            args.push(queue);
-        }
-        if let Some(definition) = &filter.definition {
-            sql.push_str(" AND definition = ?");
-            args.push(definition);
-        }
-        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+        let (conditions, mut args) = filter_conditions(filter, &state);
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1{conditions} \
+             ORDER BY created_at DESC, id DESC LIMIT ?"
+        );
         args.push(&filter.limit);
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(args.as_slice(), rows::job)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn count_jobs(&mut self, filter: &JobFilter) -> Result<u64> {
+        let state = filter.state.map(JobState::as_str);
+        let (conditions, args) = filter_conditions(filter, &state);
+        let sql = format!("SELECT COUNT(*) FROM jobs WHERE 1 = 1{conditions}");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.query_row(args.as_slice(), |row| row.get(0))?)
     }
 
     fn counts(&mut self) -> Result<Counts> {
@@ -714,4 +712,27 @@ fn is_primary_key_violation(error: &rusqlite::Error) -> bool {
         rusqlite::Error::SqliteFailure(e, _)
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
+}
+
+/// The conditions of `filter` (its limit aside), each ` AND …`, with
+/// their arguments; `state` is the filter's state as stored.
+fn filter_conditions<'a>(
+    filter: &'a JobFilter,
+    state: &'a Option<&'static str>,
+) -> (String, Vec<&'a dyn ToSql>) {
+    let mut sql = String::new();
+    let mut args: Vec<&dyn ToSql> = Vec::new();
+    if let Some(state) = state {
+        sql.push_str(" AND state = ?");
+        args.push(state);
+    }
+    if let Some(queue) = &filter.queue {
+        sql.push_str(" AND queue = ?");
+        args.push(queue);
+    }
+    if let Some(definition) = &filter.definition {
+        sql.push_str(" AND definition = ?");
+        args.push(definition);
+    }
+    (sql, args)
 }

@@ -64,14 +64,38 @@ pub(super) fn insert_and_reads(q: &mut Queue) -> Result<()> {
             "queue": "batch", "priority": 3, "state": "pending", "attempts": 0, "runs": 0,
             "max_retries": 5, "backoff_base": 1.5, "max_delay_ms": 60_000, "jitter": true,
             "no_retry_exit_codes": [2, 3], "timeout_ms": 90_000, "env": [["K", "v"]],
-            "cwd": "/work", "run_at": NOW + 50, "created_at": NOW + 2, "updated_at": NOW + 2,
+            "cwd": "/work", "run_at": "2023-11-14T22:13:20.050Z",
+            "created_at": "2023-11-14T22:13:20.002Z", "updated_at": "2023-11-14T22:13:20.002Z",
             "started_at": null, "finished_at": null, "exit_code": null, "last_error": null,
             "spec_hash": "abc", "source_commit": "deadbeef", "reason": null,
-            "after": ["lint"], "tick_at": NOW, "payload": {"changed": ["a.md"]},
+            "after": ["lint"], "tick_at": "2023-11-14T22:13:20.000Z",
+            "payload": {"changed": ["a.md"]},
         }),
         "insert and reads: the job round trip"
     );
     assert!(e.read(|ops| ops.job("nope"))?.is_none(), "no such job");
+    // Counts of a filter (a list's total), row by row and from the kept
+    // counts.
+    let of = |state: Option<JobState>, queue: Option<&str>, definition: Option<&str>| JobFilter {
+        state,
+        queue: queue.map(str::to_string),
+        definition: definition.map(str::to_string),
+        limit: 1,
+    };
+    for (filter, n) in [
+        (of(None, None, None), 3),
+        (of(Some(JobState::Pending), None, None), 3),
+        (of(Some(JobState::Dead), None, None), 0),
+        (of(None, Some("batch"), None), 1),
+        (of(None, None, Some("build")), 1),
+        (
+            of(Some(JobState::Pending), Some("default"), Some("build")),
+            0,
+        ),
+    ] {
+        assert_eq!(e.read(|ops| ops.count_jobs(&filter))?, n, "{filter:?}");
+        assert_eq!(e.count(&filter)?, n, "{filter:?}");
+    }
     assert_eq!(
         e.read(|ops| ops.job_states(&strings(&["a", "nope", "b"])))?,
         [Some(JobState::Pending), None, Some(JobState::Pending)],
