@@ -42,7 +42,8 @@ pub struct GlobalArgs {
     /// Print more detail
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// When to use colour (NO_COLOR and CLICOLOR_FORCE are honoured)
+    /// When to use colour, per stream (NO_COLOR, CLICOLOR_FORCE, CLICOLOR
+    /// and TERM=dumb are honoured)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 }

@@ -1,16 +1,16 @@
 //! The resolved context of one invocation: which jobfile, which database,
 //! how to print. Built once from the global flags, before any command runs.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ColorChoice, GlobalArgs};
+use crate::cli::GlobalArgs;
 use crate::driver::postgres::{PgUrl, url};
 use crate::driver::{Durability, Location};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::jobfile::Jobfile;
 use crate::logs::Logs;
+use crate::output::Colors;
 use crate::sys::files::{MAX_JOBFILE_BYTES, check_file_kind, read_regular};
 
 /// The jobfile's name, looked for in the current directory and its parents.
@@ -32,11 +32,16 @@ pub struct Context {
     pub verbose: bool,
     /// Whether stdout gets ANSI colours.
     pub color: bool,
+    /// Whether stderr gets them (errors, the progress bars): decided on
+    /// its own, as it may be a terminal when stdout is not, or not when
+    /// stdout is.
+    pub color_err: bool,
 }
 
 impl Context {
-    /// Resolves the global flags against the environment and the file system.
-    pub fn resolve(global: &GlobalArgs) -> Result<Context> {
+    /// Resolves the global flags against the environment and the file
+    /// system; `colors` were decided from `--color` at the start.
+    pub fn resolve(global: &GlobalArgs, colors: Colors) -> Result<Context> {
         let cwd =
             std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
         let jobfile = match &global.jobfile {
@@ -96,7 +101,8 @@ impl Context {
             json: global.json,
             quiet: global.quiet,
             verbose: global.verbose,
-            color: use_color(global.color),
+            color: colors.stdout,
+            color_err: colors.stderr,
         })
     }
 
@@ -179,22 +185,4 @@ pub fn find_jobfile(dir: &Path) -> Result<Option<PathBuf>> {
         }
     }
     Ok(None)
-}
-
-fn use_color(choice: ColorChoice) -> bool {
-    let env = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            if env("NO_COLOR") {
-                false
-            } else if env("CLICOLOR_FORCE") {
-                true
-            } else {
-                std::io::stdout().is_terminal()
-                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
-            }
-        }
-    }
 }

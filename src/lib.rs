@@ -44,7 +44,7 @@ use clap::Parser;
 
 use crate::context::Context;
 use crate::error::{EXIT_USAGE, Error};
-use crate::output::{BOLD, Painter, RED};
+use crate::output::{BOLD, Colors, Painter, RED};
 
 /// Runs queuectl with these arguments (the first is the program name).
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
@@ -55,16 +55,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         signal_hook::consts::SIGXFSZ,
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
-        }
+        // clap's message (a usage error, --help, --version): coloured by
+        // `--color` as written, since it did not parse.
+        Err(e) => return clap_message(&e, Colors::resolve(output::color_flag(&args))),
     };
-    let context = match Context::resolve(&cli.global) {
+    // Colour, once: per stream, for queuectl's own output and the bars.
+    let colors = Colors::resolve(cli.global.color);
+    colors.apply_to_console();
+    let context = match Context::resolve(&cli.global, colors) {
         Ok(context) => context,
-        Err(e) => return fail(&e, false),
+        Err(e) => return fail(&e, colors.stderr),
     };
     if context.verbose {
         // Which files a command works on: the first thing to check when
@@ -81,11 +84,38 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
     match commands::dispatch(&context, cli.command) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => fail(&e, context.color),
+        Err(e) => fail(&e, context.color_err),
     }
 }
 
-/// Prints a fatal error with its causes and hint; returns its exit code.
+/// Prints clap's message on the stream clap chose for it (stderr for a
+/// usage error, stdout for `--help` and `--version`), coloured by that
+/// stream's decision; returns its exit code. Not `clap::Error::print`:
+/// clap takes one colour choice for both streams, and with `auto` it
+/// would follow anstream's rules rather than [`output::use_color`].
+fn clap_message(error: &clap::Error, colors: Colors) -> ExitCode {
+    use std::io::Write;
+    let styled = error.render();
+    let (color, code) = if error.use_stderr() {
+        (colors.stderr, EXIT_USAGE)
+    } else {
+        (colors.stdout, 0)
+    };
+    let text = if color {
+        styled.ansi().to_string()
+    } else {
+        styled.to_string()
+    };
+    if error.use_stderr() {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    } else {
+        let _ = output::print_out(&text);
+    }
+    ExitCode::from(code)
+}
+
+/// Prints a fatal error with its causes and hint on stderr, coloured by
+/// stderr's decision (`color`); returns its exit code.
 fn fail(error: &Error, color: bool) -> ExitCode {
     let painter = Painter { enabled: color };
     let mut text = format!("{} {error}", painter.paint("error:", RED.bold()));

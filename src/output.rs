@@ -1,13 +1,121 @@
 //! Human and JSON output shared by the commands: aligned tables, colours
-//! (decided once, in [`Context`](crate::context::Context)), JSON printing.
+//! (decided once per stream, [`Colors`], at the start), JSON printing.
 
-use std::io::Write;
+use std::ffi::{OsStr, OsString};
+use std::io::{IsTerminal, Write};
 
 use anstyle::{AnsiColor, Style};
+use clap::ValueEnum;
 use serde::Serialize;
 
+use crate::cli::ColorChoice;
 use crate::error::{Error, Result};
 use crate::job::JobState;
+
+/// The colour decision of one invocation, one per stream: stdout can be
+/// a terminal while stderr goes to a file, or the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Colors {
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Colors {
+    /// Decides both streams from `--color`, the environment and whether
+    /// each stream is a terminal ([`use_color`]).
+    pub fn resolve(choice: ColorChoice) -> Colors {
+        let env = ColorEnv::read();
+        Colors {
+            stdout: use_color(choice, &env, std::io::stdout().is_terminal()),
+            stderr: use_color(choice, &env, std::io::stderr().is_terminal()),
+        }
+    }
+
+    /// Gives console (which draws indicatif's bars) the same decisions,
+    /// in place of its own detection.
+    pub fn apply_to_console(self) {
+        console::set_colors_enabled(self.stdout);
+        console::set_colors_enabled_stderr(self.stderr);
+    }
+}
+
+/// The environment variables that speak to colour, as read at the start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColorEnv {
+    pub no_color: Option<OsString>,
+    pub clicolor: Option<OsString>,
+    pub clicolor_force: Option<OsString>,
+    pub term: Option<OsString>,
+}
+
+impl ColorEnv {
+    pub fn read() -> ColorEnv {
+        ColorEnv {
+            no_color: std::env::var_os("NO_COLOR"),
+            clicolor: std::env::var_os("CLICOLOR"),
+            clicolor_force: std::env::var_os("CLICOLOR_FORCE"),
+            term: std::env::var_os("TERM"),
+        }
+    }
+}
+
+/// Whether a stream gets colour, first rule that applies:
+///
+/// 1. `--color always` or `never`;
+/// 2. `NO_COLOR` set to anything but the empty string (`NO_COLOR=0`
+///    too, as no-color.org says): no colour;
+/// 3. `CLICOLOR_FORCE` set to anything but the empty string or `0`:
+///    colour;
+/// 4. `CLICOLOR=0` or `TERM=dumb`: no colour;
+/// 5. colour when the stream is a terminal.
+///
+/// `NO_COLOR` before `CLICOLOR_FORCE` is anstream's order (the terminal
+/// library of clap and cargo); `CLICOLOR_FORCE=0` does not force, as the
+/// CLICOLOR convention says (anstream would force it). Not anstream's own
+/// decision: this one is a function of its inputs, to be tested as one.
+pub fn use_color(choice: ColorChoice, env: &ColorEnv, terminal: bool) -> bool {
+    let given = |var: &Option<OsString>| var.as_deref().is_some_and(|v| !v.is_empty());
+    let is = |var: &Option<OsString>, value: &str| var.as_deref() == Some(OsStr::new(value));
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            if given(&env.no_color) {
+                false
+            } else if given(&env.clicolor_force) && !is(&env.clicolor_force, "0") {
+                true
+            } else if is(&env.clicolor, "0") || is(&env.term, "dumb") {
+                false
+            } else {
+                terminal
+            }
+        }
+    }
+}
+
+/// `--color` as written in `args` (the program name first), read before
+/// clap parses them, for clap's own messages (a usage error, `--help`):
+/// the last one before `--` counts; none, or a value clap will refuse,
+/// is `auto`.
+pub fn color_flag(args: &[OsString]) -> ColorChoice {
+    let mut choice = ColorChoice::Auto;
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        let word = word.to_str().unwrap_or_default();
+        if word == "--" {
+            break;
+        }
+        let value = if word == "--color" {
+            words.next().and_then(|v| v.to_str())
+        } else {
+            word.strip_prefix("--color=")
+        };
+        if let Some(value) = value {
+            choice = ColorChoice::from_str(value, false).unwrap_or(ColorChoice::Auto);
+        }
+    }
+    choice
+}
 
 /// Paints text when colour is on.
 #[derive(Debug, Clone, Copy)]
@@ -164,6 +272,94 @@ mod tests {
         assert_eq!(
             text,
             "ID       STATE    COMMAND\na        pending  echo hi\nlong-id  dead     x\n"
+        );
+    }
+
+    /// Every rule of [`use_color`], and which one wins.
+    #[test]
+    fn colour_rules_in_order() {
+        use ColorChoice::{Always, Auto, Never};
+        let env = |pairs: &[(&str, &str)]| {
+            let get = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| OsString::from(v))
+            };
+            ColorEnv {
+                no_color: get("NO_COLOR"),
+                clicolor: get("CLICOLOR"),
+                clicolor_force: get("CLICOLOR_FORCE"),
+                term: get("TERM"),
+            }
+        };
+        const XTERM: &[(&str, &str)] = &[("TERM", "xterm")];
+        // --color, the environment, whether the stream is a terminal: colour.
+        type Case = (
+            ColorChoice,
+            &'static [(&'static str, &'static str)],
+            bool,
+            bool,
+        );
+        #[rustfmt::skip]
+        let table: &[Case] = &[
+            (Auto, XTERM, true, true),
+            (Auto, XTERM, false, false),
+            (Auto, &[], true, true),
+            (Always, &[("NO_COLOR", "1"), ("TERM", "dumb")], false, true),
+            (Never, &[("CLICOLOR_FORCE", "1")], true, false),
+            (Auto, &[("NO_COLOR", "1")], true, false),
+            (Auto, &[("NO_COLOR", "0")], true, false),
+            (Auto, &[("NO_COLOR", "")], true, true),
+            (Auto, &[("CLICOLOR_FORCE", "1")], false, true),
+            (Auto, &[("CLICOLOR_FORCE", "yes"), ("TERM", "dumb")], false, true),
+            (Auto, &[("CLICOLOR_FORCE", "1"), ("CLICOLOR", "0")], false, true),
+            (Auto, &[("CLICOLOR_FORCE", "0")], false, false),
+            (Auto, &[("CLICOLOR_FORCE", "")], false, false),
+            (Auto, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], false, false),
+            (Auto, &[("CLICOLOR", "0")], true, false),
+            (Auto, &[("CLICOLOR", "1")], true, true),
+            (Auto, &[("CLICOLOR", "1")], false, false),
+            (Auto, &[("TERM", "dumb")], true, false),
+        ];
+        for (choice, pairs, terminal, want) in table {
+            assert_eq!(
+                use_color(*choice, &env(pairs), *terminal),
+                *want,
+                "{choice:?} {pairs:?} terminal: {terminal}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_color_flag_is_read_before_clap() {
+        let args = |line: &str| -> Vec<OsString> {
+            std::iter::once("queuectl")
+                .chain(line.split_whitespace())
+                .map(OsString::from)
+                .collect()
+        };
+        assert_eq!(color_flag(&args("list")), ColorChoice::Auto);
+        assert_eq!(color_flag(&args("--color never list")), ColorChoice::Never);
+        assert_eq!(
+            color_flag(&args("list --color=always")),
+            ColorChoice::Always
+        );
+        assert_eq!(
+            color_flag(&args("--color never list --color always")),
+            ColorChoice::Always
+        );
+        assert_eq!(color_flag(&args("--color sometimes")), ColorChoice::Auto);
+        assert_eq!(color_flag(&args("--color")), ColorChoice::Auto);
+        // After `--`, words are a job's command.
+        assert_eq!(
+            color_flag(&args("enqueue -- ls --color never")),
+            ColorChoice::Auto
+        );
+        // The program name is not a flag.
+        assert_eq!(
+            color_flag(&[OsString::from("--color=never")]),
+            ColorChoice::Auto
         );
     }
 

@@ -215,10 +215,9 @@ fn blocks_ci(job: &Declared) -> bool {
 /// Bars on a terminal, plain lines elsewhere (and under GitHub Actions,
 /// with its workflow commands), JSON with `--json`, nothing with `-q`.
 fn style(context: &Context, progress: ProgressChoice, jobfile: Option<&Jobfile>) -> Style {
-    let lines = Lines {
-        painter: Painter {
-            enabled: context.color,
-        },
+    // Lines on stdout, or on stderr above the bars: each stream's colour.
+    let lines = |color| Lines {
+        painter: Painter { enabled: color },
         verbose: context.verbose,
     };
     let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
@@ -228,18 +227,20 @@ fn style(context: &Context, progress: ProgressChoice, jobfile: Option<&Jobfile>)
     if context.quiet {
         return Style::Quiet;
     }
-    // The bars are drawn by console: give it the colour decision too.
-    console::set_colors_enabled_stderr(context.color);
+    // (console, which draws the bars, was given stderr's colour at start.)
     let terminal =
         std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
     match progress {
-        ProgressChoice::Always => Style::Bars { lines, force: true },
+        ProgressChoice::Always => Style::Bars {
+            lines: lines(context.color_err),
+            force: true,
+        },
         ProgressChoice::Auto if terminal && !github => Style::Bars {
-            lines,
+            lines: lines(context.color_err),
             force: false,
         },
         _ => Style::Plain {
-            lines,
+            lines: lines(context.color),
             github: github.then(|| annotations(jobfile)),
         },
     }

@@ -1,7 +1,8 @@
 //! Progress bars on a terminal: one overall bar across the terminal's
 //! width (done/total, retrying, dead, elapsed) and one row per worker slot
 //! (its job, attempt and time, or idle); failures and other events are
-//! printed above them, a failed attempt with the end of its output.
+//! printed above them, a failed attempt with the end of its output. All
+//! on stderr, coloured by stderr's decision.
 
 use crate::events::Receiver;
 use std::collections::BTreeMap;
@@ -50,18 +51,31 @@ pub fn report_bars(events: Receiver, lines: Lines, target: ProgressDrawTarget) -
     let started = Instant::now();
     let mut record = RunRecord::default();
     let multi = MultiProgress::with_draw_target(target);
+    // The bars are on stderr, coloured by its decision (the painter's).
+    // console applies a template's styles by its setting for stderr only
+    // when indicatif knows the target is stderr, which a forced target
+    // (`--progress always`) is not: it would follow stdout's. So without
+    // colour on stderr, the templates have no styles at all.
+    let color = lines.painter.enabled;
+    let template = |styled: &'static str, plain: &'static str| {
+        ProgressStyle::with_template(if color { styled } else { plain })
+    };
     let overall = multi.add(ProgressBar::new(0));
     overall.set_style(
-        ProgressStyle::with_template(
+        template(
             "{elapsed_precise:.dim} [{wide_bar:.green/dim}] {pos}/{len} done  {msg}",
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} done  {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
     overall.enable_steady_tick(Duration::from_millis(200));
-    let busy = ProgressStyle::with_template("  {spinner:.cyan} {prefix:24} {msg}  {elapsed:.dim}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let idle = ProgressStyle::with_template("    {prefix:.dim}")
+    let busy = template(
+        "  {spinner:.cyan} {prefix:24} {msg}  {elapsed:.dim}",
+        "  {spinner} {prefix:24} {msg}  {elapsed}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let idle = template("    {prefix:.dim}", "    {prefix}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut rows: BTreeMap<usize, ProgressBar> = BTreeMap::new();
     let row = |rows: &mut BTreeMap<usize, ProgressBar>, slot: usize| {
