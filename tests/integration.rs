@@ -7,6 +7,7 @@ mod integration {
     mod bad_input;
     mod chaos;
     mod ci;
+    mod cli;
     mod conventions;
     mod enqueue;
     mod fixtures;
