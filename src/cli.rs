@@ -1,9 +1,22 @@
-//! The command line, as clap sees it: flags and their help text, nothing more.
-//! Values are turned into domain types by the commands that use them.
+//! The command line, as clap sees it: flags, their help text and
+//! examples, and where shell completion finds their values. Values are
+//! turned into domain types by the commands that use them.
+//!
+//! [`command`] is the one clap definition every consumer uses (parsing,
+//! completion, the man page); [`parse`] turns arguments into a [`Cli`],
+//! with queuectl's own errors for `-f` after the command and for global
+//! flags given to a command they do nothing for.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::StyledStr;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::{ArgValueCandidates, ArgValueCompleter};
+
+use crate::commands::completions as complete;
 
 /// A declarative job runner: shell jobs in a persistent SQLite queue, run by
 /// a pool of workers with retries, backoff and a dead letter queue.
@@ -16,8 +29,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags every command takes.
+/// Flags every command takes (`-f` only before the command), shown
+/// under their own heading in every command's help.
 #[derive(Debug, Args)]
+#[command(next_help_heading = GLOBAL_OPTIONS)]
 pub struct GlobalArgs {
     /// The jobfile (default: the nearest queuectl.toml in this directory or
     /// above); give it before the subcommand: `queuectl -f ci.toml status`
@@ -85,7 +100,7 @@ pub enum Command {
     /// Wait until jobs end: exit 0 when all completed, 1 when one died or was cancelled
     Wait(WaitArgs),
     /// Cancel a pending job, or stop a running one
-    Cancel(IdArg),
+    Cancel(CancelArgs),
     /// The dead letter queue
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -97,8 +112,10 @@ pub enum Command {
     /// Pause, resume and list queues
     #[command(subcommand)]
     Queue(QueueCommand),
-    /// Print shell completions
+    /// Print the script that hooks queuectl's completions into a shell
     Completions(CompletionsArgs),
+    /// Print the man page (roff), or write a page per command into a directory
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -107,7 +124,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub workers: Option<u32>,
     /// Only run jobs of this queue (repeatable)
-    #[arg(long = "queue", value_name = "Q")]
+    #[arg(long = "queue", value_name = "Q", add = ArgValueCandidates::new(complete::queues))]
     pub queues: Vec<String>,
     /// Exit once nothing is pending, running or waiting to retry: 0 if every
     /// job completed, 1 if any is dead
@@ -190,14 +207,17 @@ pub enum ConfigCommand {
 #[derive(Debug, Args)]
 pub struct ConfigKey {
     /// `max-retries`, `backoff_base`, `workers`, or a dotted path like `queues.deploy.workers`
+    #[arg(add = ArgValueCandidates::new(complete::config_get_keys))]
     pub key: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ConfigSetArgs {
     /// `max-retries`, `backoff_base`, `workers`, or a dotted path like `queues.deploy.workers`
+    #[arg(add = ArgValueCandidates::new(complete::config_set_keys))]
     pub key: String,
     /// A TOML value (`5`, `2.5`, `true`, `[2, 3]`) or a plain string (`10m`)
+    #[arg(add = ArgValueCompleter::new(complete::config_values))]
     pub value: String,
 }
 
@@ -227,13 +247,18 @@ pub struct EnqueueArgs {
     )]
     pub from_file: Option<PathBuf>,
     /// Enqueue a run of this jobfile definition now
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["command", "from_file"])]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["command", "from_file"],
+        add = ArgValueCandidates::new(complete::jobfile_definitions)
+    )]
     pub job: Option<String>,
     /// The job's id (default: generated, short and sortable)
     #[arg(long)]
     pub id: Option<String>,
     /// The queue to put it in
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::queues))]
     pub queue: Option<String>,
     /// Higher runs first
     #[arg(long, allow_negative_numbers = true)]
@@ -277,13 +302,13 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only jobs in this state (pending, processing|running, completed, failed, dead, cancelled)
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::states))]
     pub state: Option<String>,
     /// Only jobs in this queue
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::queues))]
     pub queue: Option<String>,
     /// Only jobs of this jobfile definition
-    #[arg(long)]
+    #[arg(long, value_name = "NAME", add = ArgValueCandidates::new(complete::definitions))]
     pub job: Option<String>,
     /// At most this many jobs
     #[arg(long, default_value_t = 50)]
@@ -299,12 +324,21 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct IdArg {
     /// A job's id, or a definition's name (its latest run); `id:ID` for an id
+    #[arg(value_name = "ID|NAME", add = ArgValueCandidates::new(complete::job_refs))]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// A job's id, or a definition's name (its latest run); `id:ID` for an id
+    #[arg(value_name = "ID|NAME", add = ArgValueCandidates::new(complete::cancellable_refs))]
     pub id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// A job's id, or a definition's name (its latest run); `id:ID` for an id
+    #[arg(value_name = "ID|NAME", add = ArgValueCandidates::new(complete::job_refs))]
     pub id: String,
     /// Which attempt (default: the latest)
     #[arg(long, value_name = "N")]
@@ -317,7 +351,11 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Jobs' ids, or definitions' names (their latest runs); `id:ID` for an id
-    #[arg(required = true, value_name = "ID|NAME")]
+    #[arg(
+        required = true,
+        value_name = "ID|NAME",
+        add = ArgValueCandidates::new(complete::job_refs)
+    )]
     pub ids: Vec<String>,
     /// Give up after this long (exit 124), e.g. `10m`
     #[arg(long, value_name = "DURATION")]
@@ -349,6 +387,7 @@ pub struct DlqListArgs {
 #[derive(Debug, Args)]
 pub struct DlqRetryArgs {
     /// Dead jobs to retry, by id or definition name (default: all)
+    #[arg(value_name = "ID|NAME", add = ArgValueCandidates::new(complete::dead_refs))]
     pub ids: Vec<String>,
     /// Keep the attempt count instead of starting from zero
     #[arg(long)]
@@ -358,6 +397,7 @@ pub struct DlqRetryArgs {
 #[derive(Debug, Args)]
 pub struct DlqRemoveArgs {
     /// Dead jobs to delete, by id or definition name (default: all)
+    #[arg(value_name = "ID|NAME", add = ArgValueCandidates::new(complete::dead_refs))]
     pub ids: Vec<String>,
     /// Do not ask before deleting every dead job
     #[arg(long, short)]
@@ -370,7 +410,7 @@ pub struct PruneArgs {
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub older_than: String,
     /// Only this finished state (completed, cancelled, dead)
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::finished_states))]
     pub state: Option<String>,
 }
 
@@ -389,7 +429,7 @@ pub enum QueueCommand {
     /// Stop claiming a queue's jobs (on every worker and host) until it is resumed
     Pause(QueueNames),
     /// Let workers claim a paused queue's jobs again
-    Resume(QueueNames),
+    Resume(PausedQueueNames),
     /// Every queue: its limit, running and waiting jobs, and whether it is paused
     List,
 }
@@ -397,7 +437,22 @@ pub enum QueueCommand {
 #[derive(Debug, Args)]
 pub struct QueueNames {
     /// Queue names
-    #[arg(required = true, value_name = "QUEUE")]
+    #[arg(
+        required = true,
+        value_name = "QUEUE",
+        add = ArgValueCandidates::new(complete::queues)
+    )]
+    pub queues: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PausedQueueNames {
+    /// Queue names
+    #[arg(
+        required = true,
+        value_name = "QUEUE",
+        add = ArgValueCandidates::new(complete::paused_queues)
+    )]
     pub queues: Vec<String>,
 }
 
@@ -407,7 +462,7 @@ pub struct WorkerStartArgs {
     #[arg(long, short = 'c', value_name = "N")]
     pub count: Option<u32>,
     /// Only take jobs from this queue (repeatable; default: every queue)
-    #[arg(long = "queue", value_name = "Q")]
+    #[arg(long = "queue", value_name = "Q", add = ArgValueCandidates::new(complete::queues))]
     pub queues: Vec<String>,
     /// Run in this terminal instead of in the background
     #[arg(long, visible_alias = "no-detach")]
@@ -440,12 +495,801 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write queuectl.1 and a page per command (queuectl-run.1,
+    /// queuectl-dlq-retry.1, ...) into DIR instead of printing queuectl.1
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
+}
+
+/// The heading of the global flags in every command's help and the man page.
+pub const GLOBAL_OPTIONS: &str = "Global options";
+
+/// A worked example of a command: what it does, then the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Example {
+    pub what: &'static str,
+    pub command: &'static str,
+}
+
+const fn ex(what: &'static str, command: &'static str) -> Example {
+    Example { what, command }
+}
+
+/// The examples of each command, by its path (`[]` is queuectl itself):
+/// the end of its `--help` and the EXAMPLES of the man page. A test
+/// parses every one of them.
+pub const EXAMPLES: &[(&[&str], &[Example])] = &[
+    (
+        &[],
+        &[
+            ex(
+                "Write a starter jobfile, see what it would do, then run it",
+                "queuectl init",
+            ),
+            ex("", "queuectl plan"),
+            ex("", "queuectl run"),
+            ex(
+                "In CI: run every job once; exit 1 if one ends dead",
+                "queuectl run --until-idle",
+            ),
+            ex(
+                "Another jobfile: -f goes before the command",
+                "queuectl -f ci.toml run --until-idle",
+            ),
+        ],
+    ),
+    (
+        &["run"],
+        &[
+            ex(
+                "Apply the jobfile and run its jobs, cron ticks and watches until Ctrl-C",
+                "queuectl run",
+            ),
+            ex(
+                "In CI: run until nothing is left; exit 0 if every job completed, 1 if one is dead",
+                "queuectl run --until-idle --junit report.xml",
+            ),
+            ex(
+                "Only the deploy queue, one job at a time",
+                "queuectl run --queue deploy --workers 1",
+            ),
+            ex(
+                "Run every one-shot job again, whatever changed",
+                "queuectl run --until-idle --rerun",
+            ),
+        ],
+    ),
+    (
+        &["enqueue"],
+        &[
+            ex("A shell command", "queuectl enqueue 'make test'"),
+            ex(
+                "With an id, more retries and a delay; after `--` the command as written",
+                "queuectl enqueue --id report --max-retries 5 --delay 10m -- ./report.sh --full",
+            ),
+            ex(
+                "Many jobs from a JSON Lines file (`-` reads stdin)",
+                "queuectl enqueue --file jobs.jsonl",
+            ),
+            ex(
+                "A run of a jobfile definition now, at a higher priority",
+                "queuectl enqueue --job build-docs --priority 10",
+            ),
+        ],
+    ),
+    (
+        &["list"],
+        &[
+            ex("The dead jobs", "queuectl list --state dead"),
+            ex(
+                "The last 5 runs of a definition",
+                "queuectl list --job deploy --limit 5",
+            ),
+            ex(
+                "A queue's jobs as JSON",
+                "queuectl --json list --queue deploy",
+            ),
+        ],
+    ),
+    (
+        &["logs"],
+        &[
+            ex(
+                "The output of a definition's latest run",
+                "queuectl logs build-docs",
+            ),
+            ex(
+                "The first attempt of a job",
+                "queuectl logs 1m82d8hhe2r8 --attempt 1",
+            ),
+            ex(
+                "Follow a running job until it ends",
+                "queuectl logs --follow deploy",
+            ),
+        ],
+    ),
+    (
+        &["wait"],
+        &[
+            ex(
+                "Block until both end; exit 0 only if both completed",
+                "queuectl wait build test",
+            ),
+            ex(
+                "Give up after 10 minutes (exit 124)",
+                "queuectl wait --timeout 10m deploy",
+            ),
+        ],
+    ),
+    (
+        &["worker", "start"],
+        &[
+            ex(
+                "A pool in the background, one slot per CPU",
+                "queuectl worker start",
+            ),
+            ex(
+                "Four slots for the deploy queue only",
+                "queuectl worker start --count 4 --queue deploy",
+            ),
+            ex(
+                "In this terminal, until nothing is left to run",
+                "queuectl worker start --foreground --until-idle",
+            ),
+        ],
+    ),
+    (
+        &["queue", "pause"],
+        &[
+            ex(
+                "Hold the deploy queue's jobs (running ones finish)",
+                "queuectl queue pause deploy",
+            ),
+            ex("Let them run again", "queuectl queue resume deploy"),
+        ],
+    ),
+    (
+        &["dlq", "retry"],
+        &[
+            ex("Every dead job back to pending", "queuectl dlq retry"),
+            ex(
+                "One job, keeping its attempt count",
+                "queuectl dlq retry flaky --keep-attempts",
+            ),
+        ],
+    ),
+    (
+        &["config", "set"],
+        &[
+            ex(
+                "Retries of the default policy",
+                "queuectl config set max-retries 5",
+            ),
+            ex(
+                "A queue's limit",
+                "queuectl config set queues.deploy.workers 1",
+            ),
+            ex(
+                "A job's timeout",
+                "queuectl config set jobs.build.timeout 10m",
+            ),
+        ],
+    ),
+    (
+        &["status"],
+        &[
+            ex(
+                "Counts by queue and state, and the workers",
+                "queuectl status",
+            ),
+            ex(
+                "Keep it on screen, redrawn as it changes",
+                "queuectl status --watch",
+            ),
+            ex(
+                "A JSON object a line, at least every 500 ms",
+                "queuectl --json status --watch --interval 500ms",
+            ),
+        ],
+    ),
+];
+
+/// The examples of the command at `path`.
+pub fn examples(path: &[&str]) -> &'static [Example] {
+    EXAMPLES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(&[], |(_, examples)| *examples)
+}
+
+/// The commands of the top-level help, in groups.
+pub const COMMAND_GROUPS: &[(&str, &[&str])] = &[
+    (
+        "Jobfile",
+        &["init", "validate", "plan", "apply", "config", "schema"],
+    ),
+    ("Running", &["run", "worker"]),
+    (
+        "Jobs",
+        &["enqueue", "list", "show", "logs", "wait", "cancel"],
+    ),
+    ("The queue", &["status", "queue", "dlq", "prune"]),
+    ("Shell", &["completions", "man", "help"]),
+];
+
+/// The global flags that each of these commands would ignore, and so
+/// refuses: they read no jobfile and no queue, and print no JSON (`schema`
+/// always does, so it takes `--json`). `-f` is given before the command;
+/// the others are hidden from these commands' help.
+const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
+    (
+        "completions",
+        &["jobfile", "db", "json", "quiet", "verbose"],
+    ),
+    ("man", &["jobfile", "db", "json", "verbose"]),
+    ("schema", &["jobfile", "db", "quiet", "verbose"]),
+    ("init", &["db", "json"]),
+];
+
+/// queuectl's command line: the derive, with its examples, the grouped
+/// top-level help, and the global flags refused where they do nothing.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (path, examples) in EXAMPLES {
+        cmd = with_subcommand(cmd, path, &|c: clap::Command| {
+            let help = examples_help(&c, examples);
+            c.after_help(help)
+        });
+    }
+    for (name, unused) in UNUSED_GLOBALS {
+        let shadows: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| a.is_global_set() && unused.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().global(false).hide(true))
+            .collect();
+        // A hidden arg of the same id keeps clap from giving the command
+        // the global one: its help does not list it, completion does not
+        // offer it, and [`parse`] refuses it.
+        cmd = with_subcommand(cmd, &[name], &|c: clap::Command| c.args(shadows.clone()));
+    }
+    let template = grouped_help_template(&cmd);
+    cmd.help_template(template)
+}
+
+/// `cmd` with `f` applied to the subcommand at `path` (to `cmd` itself
+/// for an empty path).
+fn with_subcommand(
+    cmd: clap::Command,
+    path: &[&str],
+    f: &dyn Fn(clap::Command) -> clap::Command,
+) -> clap::Command {
+    match path.split_first() {
+        None => f(cmd),
+        // Not `mut_subcommand`: it moves the command to the end of the list.
+        Some((first, rest)) => cmd.mut_subcommands(|c| {
+            if c.get_name() == *first {
+                with_subcommand(c, rest, f)
+            } else {
+                c
+            }
+        }),
+    }
+}
+
+/// The "Examples:" block at the end of a command's help.
+fn examples_help(cmd: &clap::Command, examples: &[Example]) -> StyledStr {
+    let header = cmd.get_styles().get_header();
+    let literal = cmd.get_styles().get_literal();
+    let mut text = format!("{header}Examples:{header:#}\n");
+    for (i, example) in examples.iter().enumerate() {
+        if !example.what.is_empty() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str(&format!("  # {}\n", example.what));
+        }
+        text.push_str(&format!("  {literal}{}{literal:#}\n", example.command));
+    }
+    StyledStr::from(text.trim_end().to_string())
+}
+
+/// The top-level help, its commands in [`COMMAND_GROUPS`] (clap lists
+/// them in one block).
+fn grouped_help_template(cmd: &clap::Command) -> StyledStr {
+    let header = cmd.get_styles().get_header();
+    let literal = cmd.get_styles().get_literal();
+    let mut commands: Vec<(String, String)> = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| {
+            let about = c.get_about().map(ToString::to_string).unwrap_or_default();
+            (c.get_name().to_string(), about)
+        })
+        .collect();
+    // clap adds `help` when it builds the command.
+    commands.push((
+        "help".into(),
+        "Print this message or the help of the given subcommand(s)".into(),
+    ));
+    let width = commands
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    let line = |(name, about): &(String, String)| {
+        format!(
+            "  {literal}{name}{literal:#}{}  {about}\n",
+            " ".repeat(width - name.len())
+        )
+    };
+    let mut text = String::from("{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n");
+    for (group, names) in COMMAND_GROUPS {
+        text.push_str(&format!("{header}{group}:{header:#}\n"));
+        for name in *names {
+            if let Some(entry) = commands.iter().find(|(n, _)| n == name) {
+                text.push_str(&line(entry));
+            }
+        }
+        text.push('\n');
+    }
+    let others: Vec<_> = commands
+        .iter()
+        .filter(|(name, _)| {
+            !COMMAND_GROUPS
+                .iter()
+                .any(|(_, names)| names.contains(&name.as_str()))
+        })
+        .collect();
+    if !others.is_empty() {
+        text.push_str(&format!("{header}Other:{header:#}\n"));
+        for entry in others {
+            text.push_str(&line(entry));
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "{header}Options:{header:#}\n{{options}}{{after-help}}"
+    ));
+    StyledStr::from(text)
+}
+
+/// Why a command line was not accepted.
+#[derive(Debug)]
+pub enum Refusal {
+    /// clap's own error, or the help or version it prints (exit 0).
+    Clap(clap::Error),
+    /// queuectl's: a flag where it means nothing, with a hint.
+    Usage(crate::error::Error),
+}
+
+/// Parses a command line (the program name first).
+pub fn parse(args: &[OsString]) -> Result<Cli, Refusal> {
+    let matches = match command().try_get_matches_from(args) {
+        Ok(matches) => matches,
+        Err(e) => {
+            return Err(misplaced_file_flag(&e, args).map_or(Refusal::Clap(e), Refusal::Usage));
+        }
+    };
+    refuse_unused_globals(&matches).map_err(Refusal::Usage)?;
+    Cli::from_arg_matches(&matches).map_err(Refusal::Clap)
+}
+
+/// How a global flag is written, for messages.
+fn flag_name(id: &str) -> &'static str {
+    match id {
+        "jobfile" => "-f/--file",
+        "db" => "--db",
+        "json" => "--json",
+        "quiet" => "-q/--quiet",
+        "verbose" => "-v/--verbose",
+        _ => "this flag",
+    }
+}
+
+/// An error for a global flag given to a command that would ignore it.
+fn unused_global(command: &str, id: &str) -> crate::error::Error {
+    let hint = match command {
+        "completions" => {
+            "the script is the same for every jobfile and queue: `queuectl completions SHELL`"
+        }
+        "man" => "the page is the same for every jobfile and queue: `queuectl man`",
+        "schema" => {
+            "the schema is the same for every jobfile and queue, and always JSON: `queuectl schema`"
+        }
+        _ => {
+            "init writes a jobfile (name it with -f before the command) and prints no JSON; the queue is made when it is first used"
+        }
+    };
+    crate::error::Error::input_with_hint(
+        format!("`{}` does nothing for `queuectl {command}`", flag_name(id)),
+        hint,
+    )
+}
+
+/// Refuses a global flag given on the command line (not by an environment
+/// variable) to a command in [`UNUSED_GLOBALS`].
+fn refuse_unused_globals(matches: &ArgMatches) -> Result<(), crate::error::Error> {
+    let Some((name, _)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let Some((_, unused)) = UNUSED_GLOBALS.iter().find(|(command, _)| *command == name) else {
+        return Ok(());
+    };
+    for id in *unused {
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            return Err(unused_global(name, id));
+        }
+    }
+    Ok(())
+}
+
+/// The flags of queuectl itself that take a value (in a separate word
+/// unless written `--db=URL` or `-fPATH`).
+const TAKES_VALUE: &[&str] = &["-f", "--file", "--db", "--color"];
+
+/// Where the command is in `words` (the program name first): the first
+/// word that is neither a flag of queuectl itself nor the value of one.
+pub fn command_index<S: AsRef<str>>(words: &[S]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(word) = words.get(i) {
+        let word = word.as_ref();
+        if word == "--" {
+            return None;
+        }
+        if !word.starts_with('-') || word == "-" {
+            return Some(i);
+        }
+        // `-qf PATH`: a cluster that ends with `-f` takes the next word.
+        let short_value_next =
+            !word.starts_with("--") && word[1..].find('f') == Some(word.len() - 2);
+        i += if TAKES_VALUE.contains(&word) || short_value_next {
+            2
+        } else {
+            1
+        };
+    }
+    None
+}
+
+/// `-f`/`--file` after the command (where only `enqueue` has a `-f` of
+/// its own): the jobfile flag in the wrong place, refused with the
+/// command line that means it.
+fn misplaced_file_flag(error: &clap::Error, args: &[OsString]) -> Option<crate::error::Error> {
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(invalid)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    if !(invalid == "-f" || invalid == "--file" || invalid.starts_with("--file=")) {
+        return None;
+    }
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let start = command_index(&words)?;
+    let at = (start + 1..words.len()).find(|&i| {
+        let word = &words[i];
+        word == "-f"
+            || word == "--file"
+            || word.starts_with("--file=")
+            || (word.starts_with("-f") && !word.starts_with("--"))
+    })?;
+    // `completions bash -f x`: no place would make it mean something.
+    let ignores_it = UNUSED_GLOBALS
+        .iter()
+        .any(|(command, unused)| *command == words[start] && unused.contains(&"jobfile"));
+    if ignores_it {
+        return Some(unused_global(&words[start], "jobfile"));
+    }
+    let word = &words[at];
+    let (value, taken) = if let Some(value) = word.strip_prefix("--file=") {
+        (value.to_string(), 1)
+    } else if word == "-f" || word == "--file" {
+        match words.get(at + 1) {
+            Some(value) => (value.clone(), 2),
+            None => ("PATH".to_string(), 1),
+        }
+    } else {
+        (word["-f".len()..].to_string(), 1)
+    };
+    let mut fixed = vec!["queuectl".to_string(), "-f".to_string(), value];
+    fixed.extend(words[1..at].iter().cloned());
+    fixed.extend(words[at + taken..].iter().cloned());
+    let fixed: Vec<String> = fixed.iter().map(|w| shell_quote(w)).collect();
+    Some(crate::error::Error::input_with_hint(
+        format!(
+            "`{invalid}` names the jobfile and goes before the command (only `enqueue -f` reads a file of jobs)"
+        ),
+        format!("`{}`", fixed.join(" ")),
+    ))
+}
+
+/// A word as a shell would need it written.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use super::*;
+
+    fn args(line: &[&str]) -> Vec<OsString> {
+        std::iter::once("queuectl")
+            .chain(line.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    /// The message and hint of a refusal of ours; panics on anything else.
+    fn refusal(line: &[&str]) -> (String, String) {
+        match parse(&args(line)) {
+            Err(Refusal::Usage(e)) => (e.to_string(), e.hint().unwrap_or_default().to_string()),
+            Err(Refusal::Clap(e)) => panic!("{line:?}: clap refused it: {e}"),
+            Ok(_) => panic!("{line:?} was accepted"),
+        }
+    }
 
     #[test]
     fn the_command_line_is_consistent() {
-        super::Cli::command().debug_assert();
+        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// Words as a shell splits them (single quotes only: the examples
+    /// need no more).
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let (mut quoted, mut started) = (false, false);
+        for c in line.chars() {
+            match c {
+                '\'' => (quoted, started) = (!quoted, true),
+                ' ' if !quoted => {
+                    if started {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    started = false;
+                }
+                c => {
+                    word.push(c);
+                    started = true;
+                }
+            }
+        }
+        if started {
+            words.push(word);
+        }
+        words
+    }
+
+    #[test]
+    fn every_example_parses_and_names_its_command() {
+        for (path, examples) in EXAMPLES {
+            assert!(!examples.is_empty(), "{path:?}");
+            for example in *examples {
+                let words = shell_words(example.command);
+                assert_eq!(words[0], "queuectl", "{}", example.command);
+                let words: Vec<OsString> = words.iter().map(OsString::from).collect();
+                let cli = parse(&words);
+                assert!(cli.is_ok(), "{}: {cli:?}", example.command);
+                // Under the command it documents (`queue pause` shows
+                // `queue resume` too).
+                let text: Vec<String> = words
+                    .iter()
+                    .map(|w| w.to_string_lossy().into_owned())
+                    .collect();
+                if let (Some(at), Some(first)) = (command_index(&text), path.first()) {
+                    assert_eq!(text[at], *first, "{}", example.command);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn examples_are_at_the_end_of_the_help() {
+        let mut cmd = command();
+        let help = cmd.render_help().to_string();
+        assert!(
+            help.contains("Examples:\n  # Write a starter jobfile"),
+            "{help}"
+        );
+        let run = cmd.find_subcommand_mut("run").expect("run");
+        let help = run.render_help().to_string();
+        assert!(
+            help.trim_end()
+                .ends_with("queuectl run --until-idle --rerun"),
+            "{help}"
+        );
+        let mut worker = command();
+        let start = worker
+            .find_subcommand_mut("worker")
+            .and_then(|w| w.find_subcommand_mut("start"))
+            .expect("worker start");
+        let help = start.render_help().to_string();
+        assert!(
+            help.contains("queuectl worker start --count 4 --queue deploy"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn global_options_have_their_own_heading() {
+        let mut cmd = command();
+        cmd.build();
+        let list = cmd.find_subcommand_mut("list").expect("list");
+        let help = list.render_help().to_string();
+        let (own, global) = help
+            .split_once("Global options:")
+            .expect("a Global options heading");
+        assert!(own.contains("--state"), "{help}");
+        assert!(!own.contains("--json"), "{help}");
+        for flag in ["--db", "--json", "--quiet", "--verbose", "--color"] {
+            assert!(global.contains(flag), "{flag}: {help}");
+        }
+    }
+
+    #[test]
+    fn the_top_level_help_lists_every_command_once_in_a_group() {
+        let mut cmd = command();
+        let help = cmd.render_help().to_string();
+        let mut built = command();
+        built.build();
+        for sub in built.get_subcommands() {
+            let name = sub.get_name();
+            let lines = help
+                .lines()
+                .filter(|l| l.split_whitespace().next() == Some(name) && l.starts_with("  "))
+                .count();
+            assert_eq!(lines, 1, "{name} in\n{help}");
+            assert!(
+                COMMAND_GROUPS
+                    .iter()
+                    .any(|(_, names)| names.contains(&name)),
+                "{name} has a group"
+            );
+        }
+        for (group, _) in COMMAND_GROUPS {
+            assert!(help.contains(&format!("\n{group}:\n")), "{group}");
+        }
+        assert!(!help.contains("Commands:"), "{help}");
+        assert!(!help.contains("Other:"), "{help}");
+    }
+
+    #[test]
+    fn file_after_the_command_is_refused_with_the_line_that_means_it() {
+        for (line, fixed) in [
+            (&["apply", "-f", "x.toml"][..], "`queuectl -f x.toml apply`"),
+            (
+                &["apply", "--file", "x.toml", "--rerun"][..],
+                "`queuectl -f x.toml apply --rerun`",
+            ),
+            (
+                &["--json", "list", "--file=my jobs.toml"][..],
+                "`queuectl -f 'my jobs.toml' --json list`",
+            ),
+            (
+                &["dlq", "retry", "-fx.toml", "a"][..],
+                "`queuectl -f x.toml dlq retry a`",
+            ),
+            (&["status", "-f"][..], "`queuectl -f PATH status`"),
+        ] {
+            let (message, hint) = refusal(line);
+            assert!(
+                message.contains("names the jobfile and goes before the command"),
+                "{message}"
+            );
+            assert_eq!(hint, fixed, "{line:?}");
+        }
+        // `enqueue -f` is its own: a file of jobs.
+        assert!(parse(&args(&["enqueue", "-f", "jobs.json"])).is_ok());
+        assert!(parse(&args(&["-f", "x.toml", "apply"])).is_ok());
+        // Other unknown flags stay clap's.
+        assert!(matches!(
+            parse(&args(&["apply", "--nope"])),
+            Err(Refusal::Clap(_))
+        ));
+    }
+
+    #[test]
+    fn globals_a_command_would_ignore_are_refused() {
+        for (line, flag, command) in [
+            (
+                &["completions", "bash", "--json"][..],
+                "--json",
+                "completions",
+            ),
+            (
+                &["--json", "completions", "bash"][..],
+                "--json",
+                "completions",
+            ),
+            (
+                &["completions", "--db", "x.db", "zsh"][..],
+                "--db",
+                "completions",
+            ),
+            (
+                &["-f", "x.toml", "completions", "fish"][..],
+                "-f/--file",
+                "completions",
+            ),
+            (
+                &["completions", "bash", "-f", "x.toml"][..],
+                "-f/--file",
+                "completions",
+            ),
+            (
+                &["-q", "completions", "bash"][..],
+                "-q/--quiet",
+                "completions",
+            ),
+            (&["schema", "--db", "x.db"][..], "--db", "schema"),
+            (&["-v", "schema"][..], "-v/--verbose", "schema"),
+            (&["man", "--json"][..], "--json", "man"),
+            (&["init", "--json"][..], "--json", "init"),
+            (&["--db", "x.db", "init"][..], "--db", "init"),
+        ] {
+            let (message, hint) = refusal(line);
+            assert_eq!(
+                message,
+                format!("`{flag}` does nothing for `queuectl {command}`"),
+                "{line:?}"
+            );
+            assert!(!hint.is_empty(), "{line:?}");
+        }
+        // Where they mean something they are taken.
+        for line in [
+            &["--json", "schema"][..],
+            &["-f", "x.toml", "init"],
+            &["-q", "init", "--force"],
+            &["-q", "man", "--dir", "d"],
+            &["--color", "never", "completions", "bash"],
+            &["--json", "list"],
+            &["list", "--db", "x.db"],
+        ] {
+            assert!(parse(&args(line)).is_ok(), "{line:?}");
+        }
+        // Not offered there either.
+        let mut cmd = command();
+        let completions = cmd.find_subcommand_mut("completions").expect("completions");
+        let help = completions.render_help().to_string();
+        assert!(!help.contains("--json") && !help.contains("--db"), "{help}");
+    }
+
+    #[test]
+    fn the_command_is_found_past_queuectls_own_flags() {
+        let find = |line: &[&str]| {
+            let words: Vec<String> = args(line)
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            command_index(&words)
+        };
+        assert_eq!(find(&["list"]), Some(1));
+        assert_eq!(find(&["-f", "x", "--db", "y", "--json", "list"]), Some(6));
+        assert_eq!(find(&["-fx", "--db=y", "-qf", "z", "list"]), Some(5));
+        assert_eq!(find(&["--color", "never", "-v", "show", "a"]), Some(4));
+        assert_eq!(find(&["--json"]), None);
+        assert_eq!(find(&["--", "list"]), None);
+    }
+
+    #[test]
+    fn words_are_quoted_as_a_shell_needs() {
+        assert_eq!(shell_quote("ci.toml"), "ci.toml");
+        assert_eq!(shell_quote("my jobs.toml"), "'my jobs.toml'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -11,9 +11,11 @@
 //! `queuectl.toml`; [`trigger`] holds cron and watch; [`sys`] the
 //! platform seams.
 //!
-//! [`run`] is the whole program: parse the command line ([`cli`]), resolve
-//! the context ([`context`]), dispatch to one command ([`commands`]), print
-//! a fatal error once and pick the exit code ([`error`]).
+//! [`run`] is the whole program: answer a shell's completion request
+//! ([`commands::completions`]), or parse the command line ([`cli`]),
+//! resolve the context ([`context`]) unless the command needs none,
+//! dispatch to one command ([`commands`]), print a fatal error once and
+//! pick the exit code ([`error`]).
 
 pub mod cli;
 pub mod clock;
@@ -40,8 +42,6 @@ pub mod view;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::context::Context;
 use crate::error::{EXIT_USAGE, Error};
 use crate::output::{BOLD, Colors, Painter, RED};
@@ -56,15 +56,31 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
     let args: Vec<OsString> = args.into_iter().collect();
-    let cli = match cli::Cli::try_parse_from(&args) {
+    // `COMPLETE=bash queuectl …`: the shell asks for completions (or the
+    // script that asks for them); nothing else runs.
+    if let Some(code) = commands::completions::complete_env(&args) {
+        return code;
+    }
+    let cli = match cli::parse(&args) {
         Ok(cli) => cli,
         // clap's message (a usage error, --help, --version): coloured by
         // `--color` as written, since it did not parse.
-        Err(e) => return clap_message(&e, Colors::resolve(output::color_flag(&args))),
+        Err(cli::Refusal::Clap(e)) => {
+            return clap_message(&e, Colors::resolve(output::color_flag(&args)));
+        }
+        Err(cli::Refusal::Usage(e)) => {
+            return fail(&e, Colors::resolve(output::color_flag(&args)).stderr);
+        }
     };
     // Colour, once: per stream, for queuectl's own output and the bars.
     let colors = Colors::resolve(cli.global.color);
     colors.apply_to_console();
+    if let Some(result) = commands::standalone(&cli.command, &cli.global) {
+        return match result {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => fail(&e, colors.stderr),
+        };
+    }
     let context = match Context::resolve(&cli.global, colors) {
         Ok(context) => context,
         Err(e) => return fail(&e, colors.stderr),

@@ -7,6 +7,7 @@ mod integration {
     mod bad_input;
     mod chaos;
     mod ci;
+    mod cli;
     mod colour;
     mod conventions;
     mod enqueue;

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 /// The seed-style keys, and the names other job queues give them, and
 /// where they live.
-const ALIASES: &[(&str, &str)] = &[
+pub const ALIASES: &[(&str, &str)] = &[
     ("worker_timeout", "settings.timeout"),
     ("worker-timeout", "settings.timeout"),
     ("job_timeout", "settings.timeout"),
@@ -45,14 +45,14 @@ const ALIASES: &[(&str, &str)] = &[
     ("lease", "settings.lease"),
 ];
 
-const RETRY_KEYS: &[&str] = &[
+pub const RETRY_KEYS: &[&str] = &[
     "max_retries",
     "backoff_base",
     "max_delay",
     "jitter",
     "no_retry_exit_codes",
 ];
-const SETTINGS_KEYS: &[&str] = &[
+pub const SETTINGS_KEYS: &[&str] = &[
     "db",
     "keep_finished",
     "dlq_max_jobs",
