@@ -31,6 +31,7 @@ pub fn run(context: &Context, args: &ListArgs) -> Result<u8> {
         queue: args.queue.clone(),
         definition: args.job.clone(),
         limit: if args.all { u32::MAX } else { args.limit },
+        ..JobFilter::default()
     };
     let mut engine = context.engine_read()?;
     let jobs = engine.list(&filter)?;

@@ -303,6 +303,10 @@ pub trait Jobs {
     /// Dead jobs counted by queue and exit code.
     fn dlq_stats(&mut self) -> Result<Vec<DlqStat>>;
 
+    /// The jobs completed and the jobs dead since `since` (ms), counted
+    /// per minute of their `finished_at`.
+    fn finished_by_minute(&mut self, since: i64) -> Result<Vec<MinuteCount>>;
+
     /// Every dead job's id, sorted.
     fn dead_ids(&mut self) -> Result<Vec<String>>;
 
@@ -478,6 +482,18 @@ pub trait Workers {
 /// A value as a JSON column holds it (both drivers store JSON as text).
 pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// An origin as stored, behind a `'static` reference, for a statement's
+/// parameters that borrow.
+pub(crate) fn origin_name(origin: crate::job::Origin) -> &'static &'static str {
+    use crate::job::Origin;
+    match origin {
+        Origin::Cli => &"cli",
+        Origin::Jobfile => &"jobfile",
+        Origin::Schedule => &"schedule",
+        Origin::Watch => &"watch",
+    }
 }
 
 /// `after` as stored: NULL when empty, so claims and cascades skip it.

@@ -200,13 +200,29 @@ impl From<&WaitingJob> for LatestRun {
     }
 }
 
-/// Which jobs `list` shows.
+/// Which jobs `list` (and the dashboard's job list) shows.
 #[derive(Debug, Default, Clone)]
 pub struct JobFilter {
     pub state: Option<JobState>,
     pub queue: Option<String>,
     pub definition: Option<String>,
+    pub origin: Option<Origin>,
+    /// Only jobs whose command contains this text (case-sensitive).
+    pub text: Option<String>,
+    /// Keyset pagination: only jobs older than this (created_at, id), in
+    /// the list's order (newest first), so a page costs the same however
+    /// deep it is.
+    pub before: Option<(i64, String)>,
     pub limit: u32,
+}
+
+/// Jobs that finished in one minute, by how they ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinuteCount {
+    /// The minute (ms since the epoch / 60,000).
+    pub minute: i64,
+    pub state: JobState,
+    pub count: u64,
 }
 
 /// Jobs counted by queue and state.

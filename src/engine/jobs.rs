@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Engine, deps};
-use crate::driver::{Counts, DlqStat, JobFilter, QueueFilter, WorkerInfo};
+use crate::driver::{Counts, DlqStat, JobFilter, MinuteCount, QueueFilter, WorkerInfo};
 use crate::error::{Error, Result};
 use crate::job::{Attempt, ID_PREFIX, Job, JobState, NewJob};
 
@@ -182,9 +182,13 @@ impl Engine {
     }
 
     /// How many jobs match `filter`, its limit aside: from the kept
-    /// counts unless it names a definition.
+    /// counts unless it names a definition, an origin, a text or a cursor.
     pub fn count(&mut self, filter: &JobFilter) -> Result<u64> {
-        if filter.definition.is_some() {
+        if filter.definition.is_some()
+            || filter.origin.is_some()
+            || filter.text.is_some()
+            || filter.before.is_some()
+        {
             return self.read(|ops| ops.count_jobs(filter));
         }
         Ok(self
@@ -245,6 +249,11 @@ impl Engine {
     /// When the next waiting job of `queues` becomes ready, if any is waiting.
     pub fn next_run_at(&mut self, queues: &QueueFilter) -> Result<Option<i64>> {
         self.read(|ops| ops.next_run_at(queues))
+    }
+
+    /// The jobs completed and dead since `since`, per minute.
+    pub fn finished_by_minute(&mut self, since: i64) -> Result<Vec<MinuteCount>> {
+        self.read(|ops| ops.finished_by_minute(since))
     }
 
     /// Dead jobs counted by queue and exit code.

@@ -9,8 +9,8 @@ use postgres::types::ToSql;
 use super::rows::{self, CLAIMED_COLUMNS, JOB_COLUMNS, deps_json, to_json};
 use super::{PgConn, PgOps};
 use crate::driver::{
-    ClaimParams, Counts, DlqStat, FinishParams, JobFilter, JobUpdate, Jobs, LostParams, Moved,
-    Output, QueueFilter,
+    ClaimParams, Counts, DlqStat, FinishParams, JobFilter, JobUpdate, Jobs, LostParams,
+    MinuteCount, Moved, Output, QueueFilter,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
@@ -329,6 +329,25 @@ impl Jobs for PgOps<'_> {
             None => self.conn.row(&sql, &[])?,
         };
         row.map_or(Ok(None), |row| rows::get(&row, "at"))
+    }
+
+    fn finished_by_minute(&mut self, since: i64) -> Result<Vec<MinuteCount>> {
+        self.conn
+            .rows(
+                "SELECT state, finished_at / 60000 AS minute, COUNT(*) AS n FROM queuectl_jobs \
+                 WHERE state IN ('completed', 'dead') AND finished_at >= $1 \
+                 GROUP BY state, minute ORDER BY minute, state",
+                &[&since],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(MinuteCount {
+                    minute: rows::get(row, "minute")?,
+                    state: rows::state(row, "state")?,
+                    count: rows::count(row, "n")?,
+                })
+            })
+            .collect()
     }
 
     fn dlq_stats(&mut self) -> Result<Vec<DlqStat>> {
@@ -720,6 +739,20 @@ fn filter_conditions<'a>(
             args.push(value);
             sql.push_str(&format!(" AND {column} = ${}", args.len()));
         }
+    }
+    if let Some(origin) = &filter.origin {
+        args.push(crate::driver::origin_name(*origin));
+        sql.push_str(&format!(" AND origin = ${}", args.len()));
+    }
+    if let Some(text) = &filter.text {
+        args.push(text);
+        sql.push_str(&format!(" AND strpos(command, ${}) > 0", args.len()));
+    }
+    if let Some((created_at, id)) = &filter.before {
+        args.push(created_at);
+        args.push(id);
+        let n = args.len();
+        sql.push_str(&format!(" AND (created_at, id) < (${}, ${n})", n - 1));
     }
     (sql, args)
 }

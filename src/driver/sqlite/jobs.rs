@@ -7,8 +7,8 @@ use super::SqliteOps;
 use super::definitions::{follow, record_new};
 use super::rows::{self, CLAIMED_COLUMNS, JOB_COLUMNS, deps_json, to_json};
 use crate::driver::{
-    ClaimParams, Counts, DlqStat, FinishParams, JobFilter, JobUpdate, Jobs, LostParams, Moved,
-    QueueFilter,
+    ClaimParams, Counts, DlqStat, FinishParams, JobFilter, JobUpdate, Jobs, LostParams,
+    MinuteCount, Moved, QueueFilter,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
@@ -302,6 +302,22 @@ impl Jobs for SqliteOps<'_> {
             Some(v) => stmt.query_row([v], |row| row.get(0))?,
             None => stmt.query_row([], |row| row.get(0))?,
         })
+    }
+
+    fn finished_by_minute(&mut self, since: i64) -> Result<Vec<MinuteCount>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, finished_at / 60000 AS minute, COUNT(*) AS n FROM jobs \
+             WHERE state IN ('completed', 'dead') AND finished_at >= ?1 \
+             GROUP BY state, minute ORDER BY minute, state",
+        )?;
+        let rows = stmt.query_map([since], |row| {
+            Ok(MinuteCount {
+                minute: row.get("minute")?,
+                state: rows::state(row, "state")?,
+                count: row.get("n")?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     fn dlq_stats(&mut self) -> Result<Vec<DlqStat>> {
@@ -733,6 +749,20 @@ fn filter_conditions<'a>(
     if let Some(definition) = &filter.definition {
         sql.push_str(" AND definition = ?");
         args.push(definition);
+    }
+    if let Some(origin) = &filter.origin {
+        sql.push_str(" AND origin = ?");
+        args.push(crate::driver::origin_name(*origin));
+    }
+    if let Some(text) = &filter.text {
+        sql.push_str(" AND instr(command, ?) > 0");
+        args.push(text);
+    }
+    if let Some((created_at, id)) = &filter.before {
+        // A row value: SQLite walks `jobs_newest` (or `jobs_by_state`) from there.
+        sql.push_str(" AND (created_at, id) < (?, ?)");
+        args.push(created_at);
+        args.push(id);
     }
     (sql, args)
 }

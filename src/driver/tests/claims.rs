@@ -81,6 +81,7 @@ pub(super) fn insert_and_reads(q: &mut Queue) -> Result<()> {
         queue: queue.map(str::to_string),
         definition: definition.map(str::to_string),
         limit: 1,
+        ..JobFilter::default()
     };
     for (filter, n) in [
         (of(None, None, None), 3),

@@ -263,3 +263,126 @@ pub(super) fn engine_cancel(q: &mut Queue) -> Result<()> {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------
+// The dashboard's reads: keyset pages with every filter, throughput.
+// ---------------------------------------------------------------------
+
+pub(super) fn job_pages_and_throughput(q: &mut Queue) -> Result<()> {
+    let e = &mut q.engine;
+    // Throughput: completed and dead jobs per minute of their end.
+    register(e, W)?;
+    let minute = 60_000;
+    let base = (NOW / minute + 1) * minute;
+    run_to_end(e, job("t1"), &completed(), 0, base + 1)?;
+    run_to_end(e, job("t2"), &completed(), 0, base + 2)?;
+    run_to_end(e, job("t3"), &dead(), 1, base + 3)?;
+    run_to_end(e, job("t4"), &completed(), 0, base + minute + 5)?;
+    let mut counts = |since| -> Result<Vec<(i64, JobState, u64)>> {
+        Ok(e.finished_by_minute(since)?
+            .into_iter()
+            .map(|m| (m.minute, m.state, m.count))
+            .collect())
+    };
+    let m = base / minute;
+    assert_eq!(
+        counts(base)?,
+        [
+            (m, JobState::Completed, 2),
+            (m, JobState::Dead, 1),
+            (m + 1, JobState::Completed, 1),
+        ]
+    );
+    assert_eq!(counts(base + minute)?, [(m + 1, JobState::Completed, 1)]);
+    e.write(|ops| ops.delete_jobs(&strings(&["t1", "t2", "t3", "t4"])))?;
+
+    // Five jobs; two share a creation time (the id breaks the tie).
+    let at = |id: &str, created_at: i64, command: &str| NewJob {
+        created_at,
+        command: command.into(),
+        ..job(id)
+    };
+    insert(
+        e,
+        &[
+            at("a", NOW, "make build"),
+            at("b", NOW + 1, "make test"),
+            at("c", NOW + 1, "cargo test"),
+            NewJob {
+                queue: "deploy".into(),
+                ..at("d", NOW + 2, "make deploy")
+            },
+            NewJob {
+                origin: Origin::Jobfile,
+                definition: Some("lint".into()),
+                ..at("e", NOW + 3, "cargo clippy")
+            },
+        ],
+    )?;
+    let page = |e: &mut Engine, filter: JobFilter| -> Result<Vec<String>> {
+        Ok(e.list(&filter)?.into_iter().map(|j| j.id).collect())
+    };
+    let all = JobFilter {
+        limit: 100,
+        ..JobFilter::default()
+    };
+    assert_eq!(page(e, all.clone())?, ["e", "d", "c", "b", "a"]);
+    // Keyset pages of two, each after the last row of the one before.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let jobs = e.list(&JobFilter {
+            limit: 2,
+            before: before.clone(),
+            ..JobFilter::default()
+        })?;
+        let Some(last) = jobs.last() else { break };
+        before = Some((last.created_at, last.id.clone()));
+        seen.extend(jobs.into_iter().map(|j| j.id));
+    }
+    assert_eq!(
+        seen,
+        ["e", "d", "c", "b", "a"],
+        "pages neither skip nor repeat"
+    );
+    assert_eq!(
+        page(
+            e,
+            JobFilter {
+                before: Some((NOW + 1, "c".into())),
+                ..all.clone()
+            }
+        )?,
+        ["b", "a"],
+        "a tie on created_at is broken by the id"
+    );
+    let text = |t: &str| JobFilter {
+        text: Some(t.into()),
+        ..all.clone()
+    };
+    assert_eq!(page(e, text("make"))?, ["d", "b", "a"]);
+    assert_eq!(page(e, text("test"))?, ["c", "b"]);
+    assert_eq!(
+        page(e, text("Make"))?,
+        Vec::<String>::new(),
+        "case-sensitive"
+    );
+    assert_eq!(page(e, text("%"))?, Vec::<String>::new(), "no wildcards");
+    let by_origin = JobFilter {
+        origin: Some(Origin::Jobfile),
+        ..all.clone()
+    };
+    assert_eq!(page(e, by_origin.clone())?, ["e"]);
+    assert_eq!(e.count(&by_origin)?, 1);
+    assert_eq!(e.count(&text("make"))?, 3);
+    let combined = JobFilter {
+        queue: Some("default".into()),
+        text: Some("make".into()),
+        before: Some((NOW + 1, "b".into())),
+        ..all.clone()
+    };
+    assert_eq!(page(e, combined.clone())?, ["a"]);
+    assert_eq!(e.count(&combined)?, 1);
+
+    Ok(())
+}

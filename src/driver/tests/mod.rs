@@ -20,7 +20,7 @@
 //! | `definitions.rs` | the latest-run record, the dependency cascade, apply, payloads and the queries of definitions |
 //! | `triggers.rs` | cron ticks (idempotence, overlap, the last tick), watch batches (merge, `on_busy`, `per_file`) |
 //! | `workers.rs` | rescue, queue limits under concurrent claimers, registrations and stop requests, the change feed and the owner lock |
-//! | `dlq.rs` | the dead letter queue, pruning, the user's cancel |
+//! | `dlq.rs` | the dead letter queue, pruning, the user's cancel, the dashboard's pages and throughput |
 //!
 //! A new case is a `pub(super) fn` of one of them and its name in the
 //! macro's list. The cases speak only through [`Ops`] (via
@@ -115,6 +115,7 @@ macro_rules! conformance {
                 payloads_and_definition_queries,
                 side_channels,
                 output_is_kept_where_the_driver_keeps_it,
+                job_pages_and_throughput,
             );
         }
     };
