@@ -112,6 +112,8 @@ pub enum Command {
     /// Pause, resume and list queues
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The web dashboard over the same queue, served by queuectl itself
+    Ui(UiArgs),
     /// Print the script that hooks queuectl's completions into a shell
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write a page per command into a directory
@@ -486,6 +488,22 @@ pub struct WorkerStopArgs {
     /// Kill running jobs now and return them to the queue
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The address to listen on; any but a loopback one needs --token
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Show everything, change nothing: no action buttons, every POST refused
+    #[arg(long)]
+    pub read_only: bool,
+    /// A secret every request must bring (`?token=` once, or `Authorization: Bearer`)
+    #[arg(long, env = "QUEUECTL_UI_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Open the dashboard in a browser (xdg-open) once it listens
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,7 @@ pub mod retry;
 pub mod runtime;
 pub mod sys;
 pub mod trigger;
+pub mod ui;
 pub mod view;
 
 use std::ffi::OsString;

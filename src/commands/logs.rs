@@ -51,25 +51,14 @@ pub fn run(context: &Context, args: &LogsArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// An attempt's output: from the database where it keeps output (any
-/// host's attempts), else, or while it runs here, from the logs directory.
+/// An attempt's output (see [`crate::logs::read_output`]).
 fn read_output(
     context: &Context,
     engine: &mut crate::engine::Engine,
     id: &str,
     run: u32,
 ) -> Result<Vec<u8>> {
-    if engine.keeps_output()
-        && let Some(output) = engine.output(id, run)?
-    {
-        let mut bytes = match output.dropped() {
-            0 => Vec::new(),
-            dropped => crate::logs::dropped_note(dropped).into_bytes(),
-        };
-        bytes.extend_from_slice(&output.bytes);
-        return Ok(bytes);
-    }
-    context.logs.read(id, run)
+    crate::logs::read_output(&context.logs, engine, id, run)
 }
 
 /// Shows what is new of a followed attempt's output, past the `shown`

@@ -15,6 +15,7 @@ mod queue;
 mod run;
 mod show;
 mod status;
+mod ui;
 mod validate;
 mod wait;
 mod worker;
@@ -61,6 +62,7 @@ pub fn dispatch(context: &Context, command: Command) -> Result<u8> {
         Command::Prune(args) => prune::run(context, &args),
         Command::Worker(command) => worker::run(context, command),
         Command::Queue(command) => queue::run(context, command),
+        Command::Ui(args) => ui::run(context, &args),
         Command::Completions(args) => completions::run(args.shell),
         Command::Man(args) => man::run(&args, context.quiet),
     }

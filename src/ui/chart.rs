@@ -1,0 +1,132 @@
+//! The overview's throughput chart: jobs completed and jobs dead per
+//! minute over the last hour, as an SVG drawn on the server. Pure: counts
+//! in, markup out; it holds only numbers, nothing to escape.
+
+use crate::driver::MinuteCount;
+use crate::job::JobState;
+
+/// Minutes the chart spans.
+pub const MINUTES: usize = 60;
+const WIDTH: usize = 600;
+const HEIGHT: usize = 120;
+const BAR: usize = WIDTH / MINUTES;
+
+/// Per minute of the last hour, oldest first: (completed, dead). The last
+/// bucket is `now`'s minute.
+pub fn buckets(counts: &[MinuteCount], now_ms: i64) -> Vec<(u64, u64)> {
+    let last = now_ms.div_euclid(60_000);
+    let first = last - (MINUTES as i64 - 1);
+    let mut buckets = vec![(0, 0); MINUTES];
+    for c in counts {
+        if c.minute < first || c.minute > last {
+            continue;
+        }
+        let slot = &mut buckets[(c.minute - first) as usize];
+        match c.state {
+            JobState::Completed => slot.0 += c.count,
+            JobState::Dead => slot.1 += c.count,
+            _ => {}
+        }
+    }
+    buckets
+}
+
+/// The chart: a bar per minute, completed (green) under dead (red).
+pub fn throughput_svg(counts: &[MinuteCount], now_ms: i64) -> String {
+    let buckets = buckets(counts, now_ms);
+    let peak = buckets.iter().map(|(c, d)| c + d).max().unwrap_or(0).max(1);
+    let (completed, dead): (u64, u64) = buckets
+        .iter()
+        .fold((0, 0), |(c, d), (bc, bd)| (c + bc, d + bd));
+    let scale = |n: u64| (n as f64 / peak as f64 * HEIGHT as f64).round() as usize;
+    let mut svg = format!(
+        "<svg id=\"throughput\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {}\" \
+         width=\"{WIDTH}\" height=\"{}\" role=\"img\" aria-label=\"jobs per minute, last hour: \
+         {completed} completed, {dead} dead\">",
+        HEIGHT + 16,
+        HEIGHT + 16
+    );
+    svg.push_str(&format!(
+        "<title>last hour: {completed} completed, {dead} dead; peak {peak}/min</title>\
+         <line x1=\"0\" y1=\"{HEIGHT}\" x2=\"{WIDTH}\" y2=\"{HEIGHT}\" stroke=\"#999\"/>"
+    ));
+    for (i, (c, d)) in buckets.iter().enumerate() {
+        let x = i * BAR;
+        let (hc, hd) = (scale(*c), scale(*d));
+        if hc > 0 {
+            svg.push_str(&format!(
+                "<rect class=\"completed\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{hc}\" fill=\"#2a2\"><title>{c} completed</title></rect>",
+                HEIGHT - hc,
+                BAR - 1
+            ));
+        }
+        if hd > 0 {
+            svg.push_str(&format!(
+                "<rect class=\"dead\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{hd}\" fill=\"#c22\"><title>{d} dead</title></rect>",
+                HEIGHT.saturating_sub(hc + hd),
+                BAR - 1
+            ));
+        }
+    }
+    svg.push_str(&format!(
+        "<text x=\"0\" y=\"{}\" font-size=\"10\">60 min ago</text>\
+         <text x=\"{WIDTH}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">now · peak {peak}/min</text></svg>",
+        HEIGHT + 12,
+        HEIGHT + 12
+    ));
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(minute: i64, state: JobState, count: u64) -> MinuteCount {
+        MinuteCount {
+            minute,
+            state,
+            count,
+        }
+    }
+
+    #[test]
+    fn minutes_fall_in_their_buckets_and_older_ones_drop() {
+        let now = 1_000 * 60_000 + 30_000; // within minute 1000
+        let counts = [
+            count(1000, JobState::Completed, 3),
+            count(1000, JobState::Dead, 1),
+            count(999, JobState::Completed, 2),
+            count(941, JobState::Dead, 4),
+            count(940, JobState::Completed, 9), // 60 minutes ago: outside
+        ];
+        let b = buckets(&counts, now);
+        assert_eq!(b.len(), MINUTES);
+        assert_eq!(b[59], (3, 1));
+        assert_eq!(b[58], (2, 0));
+        assert_eq!(b[0], (0, 4));
+        assert_eq!(b.iter().map(|(c, d)| c + d).sum::<u64>(), 10);
+    }
+
+    #[test]
+    fn the_svg_scales_to_the_peak() {
+        let now = 1_000 * 60_000;
+        let svg = throughput_svg(
+            &[
+                count(1000, JobState::Completed, 4),
+                count(999, JobState::Completed, 2),
+                count(999, JobState::Dead, 2),
+            ],
+            now,
+        );
+        assert!(svg.starts_with("<svg id=\"throughput\""), "{svg}");
+        assert!(svg.ends_with("</svg>"));
+        // The peak (4) is full height; 2 of 4 is half.
+        assert!(svg.contains("x=\"590\" y=\"0\" width=\"9\" height=\"120\""), "{svg}");
+        assert!(svg.contains("class=\"completed\" x=\"580\" y=\"60\" width=\"9\" height=\"60\""));
+        assert!(svg.contains("class=\"dead\" x=\"580\" y=\"0\" width=\"9\" height=\"60\""));
+        assert!(svg.contains("6 completed, 2 dead"));
+        let empty = throughput_svg(&[], now);
+        assert!(!empty.contains("<rect"), "no bars without jobs");
+        assert!(empty.contains("0 completed, 0 dead"));
+    }
+}
