@@ -499,7 +499,12 @@ pub struct UiArgs {
     #[arg(long)]
     pub read_only: bool,
     /// A secret every request must bring (`?token=` once, or `Authorization: Bearer`)
-    #[arg(long, env = "QUEUECTL_UI_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "QUEUECTL_UI_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Open the dashboard in a browser (xdg-open) once it listens
     #[arg(long)]

@@ -22,5 +22,6 @@ mod integration {
     pub mod run;
     mod schema;
     mod triggers;
+    mod ui;
     mod workers;
 }

@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
+use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect};
-use axum::Form;
 use maud::html;
 
 use super::auth::check_csrf;
@@ -26,7 +26,11 @@ fn back_to_job(id: &str) -> Page {
 }
 
 /// `dlq retry ID`.
-pub(crate) async fn retry(State(ui): State<Shared>, Path(arg): Path<String>, Form(f): Fields) -> Page {
+pub(crate) async fn retry(
+    State(ui): State<Shared>,
+    Path(arg): Path<String>,
+    Form(f): Fields,
+) -> Page {
     check_csrf(&ui, f.get("csrf"))?;
     let id = with_engine(&ui, true, move |_, engine| {
         let id = engine.resolve_job(&arg)?;
@@ -38,7 +42,11 @@ pub(crate) async fn retry(State(ui): State<Shared>, Path(arg): Path<String>, For
 }
 
 /// `cancel ID`.
-pub(crate) async fn cancel(State(ui): State<Shared>, Path(arg): Path<String>, Form(f): Fields) -> Page {
+pub(crate) async fn cancel(
+    State(ui): State<Shared>,
+    Path(arg): Path<String>,
+    Form(f): Fields,
+) -> Page {
     check_csrf(&ui, f.get("csrf"))?;
     let id = with_engine(&ui, true, move |_, engine| {
         let id = engine.resolve_job(&arg)?;
@@ -50,7 +58,11 @@ pub(crate) async fn cancel(State(ui): State<Shared>, Path(arg): Path<String>, Fo
 }
 
 /// `dlq remove ID` (and its logs); back to the DLQ, as the job is gone.
-pub(crate) async fn delete(State(ui): State<Shared>, Path(arg): Path<String>, Form(f): Fields) -> Page {
+pub(crate) async fn delete(
+    State(ui): State<Shared>,
+    Path(arg): Path<String>,
+    Form(f): Fields,
+) -> Page {
     check_csrf(&ui, f.get("csrf"))?;
     with_engine(&ui, true, move |context, engine| {
         let id = engine.resolve_job(&arg)?;
@@ -62,7 +74,12 @@ pub(crate) async fn delete(State(ui): State<Shared>, Path(arg): Path<String>, Fo
     Ok(Redirect::to("/dlq").into_response())
 }
 
-async fn set_paused(ui: Shared, queue: String, fields: HashMap<String, String>, pause: bool) -> Page {
+async fn set_paused(
+    ui: Shared,
+    queue: String,
+    fields: HashMap<String, String>,
+    pause: bool,
+) -> Page {
     check_csrf(&ui, fields.get("csrf"))?;
     validate_queue(&queue)?;
     with_engine(&ui, true, move |_, engine| {
@@ -74,12 +91,20 @@ async fn set_paused(ui: Shared, queue: String, fields: HashMap<String, String>, 
 }
 
 /// `queue pause Q`.
-pub(crate) async fn pause(State(ui): State<Shared>, Path(queue): Path<String>, Form(f): Fields) -> Page {
+pub(crate) async fn pause(
+    State(ui): State<Shared>,
+    Path(queue): Path<String>,
+    Form(f): Fields,
+) -> Page {
     set_paused(ui, queue, f, true).await
 }
 
 /// `queue resume Q`.
-pub(crate) async fn resume(State(ui): State<Shared>, Path(queue): Path<String>, Form(f): Fields) -> Page {
+pub(crate) async fn resume(
+    State(ui): State<Shared>,
+    Path(queue): Path<String>,
+    Form(f): Fields,
+) -> Page {
     set_paused(ui, queue, f, false).await
 }
 
@@ -135,4 +160,3 @@ pub(crate) async fn bulk_retry(State(ui): State<Shared>, Form(f): Fields) -> Pag
     .await?;
     Ok(Redirect::to("/dlq").into_response())
 }
-

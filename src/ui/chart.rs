@@ -121,7 +121,10 @@ mod tests {
         assert!(svg.starts_with("<svg id=\"throughput\""), "{svg}");
         assert!(svg.ends_with("</svg>"));
         // The peak (4) is full height; 2 of 4 is half.
-        assert!(svg.contains("x=\"590\" y=\"0\" width=\"9\" height=\"120\""), "{svg}");
+        assert!(
+            svg.contains("x=\"590\" y=\"0\" width=\"9\" height=\"120\""),
+            "{svg}"
+        );
         assert!(svg.contains("class=\"completed\" x=\"580\" y=\"60\" width=\"9\" height=\"60\""));
         assert!(svg.contains("class=\"dead\" x=\"580\" y=\"0\" width=\"9\" height=\"60\""));
         assert!(svg.contains("6 completed, 2 dead"));

@@ -9,7 +9,8 @@ pub fn encode(created_at: i64, id: &str) -> String {
 
 /// The (created_at, id) a cursor names, or why it names none.
 pub fn decode(text: &str) -> Result<(i64, String), String> {
-    let bad = || format!("`{text}` is not a page cursor (expected CREATED.ID, as the next link gives)");
+    let bad =
+        || format!("`{text}` is not a page cursor (expected CREATED.ID, as the next link gives)");
     let (created, id) = text.split_once('.').ok_or_else(bad)?;
     let created = created.parse::<i64>().map_err(|_| bad())?;
     if id.is_empty() {

@@ -46,10 +46,7 @@ pub(crate) async fn events(State(ui): State<Shared>) -> Sse<KeepAliveStream<Even
 /// Sends the fragment now, then on changes and every [`MAX_GAP`], until
 /// the receiver is gone, the server stops, or the queue cannot be read.
 fn follow(ui: &Shared, tx: &mpsc::Sender<String>) {
-    let Ok(mut engine) = ui.context.engine_read() else {
-        return;
-    };
-    let mut feed = engine.change_feed().ok();
+    let mut feed = None;
     let mut changed = true;
     let mut last = Instant::now() - MAX_GAP;
     loop {
@@ -58,6 +55,14 @@ fn follow(ui: &Shared, tx: &mpsc::Sender<String>) {
         }
         let since = last.elapsed();
         if (changed && since >= MIN_GAP) || since >= MAX_GAP {
+            // A fresh engine each time: a queue that did not exist when the
+            // stream began (nothing enqueued yet) is seen once it does.
+            let Ok(mut engine) = ui.context.engine_read() else {
+                return;
+            };
+            if feed.is_none() {
+                feed = engine.change_feed().ok();
+            }
             let Ok(data) = overview_data(&ui.context, &mut engine) else {
                 return;
             };
@@ -71,16 +76,11 @@ fn follow(ui: &Shared, tx: &mpsc::Sender<String>) {
         }
         // Wake for a change, the next due event, or a look at `stopping`.
         let wait = Duration::from_millis(500);
-        match feed.as_mut() {
-            Some(feed) => match feed.wait(wait) {
-                Ok(true) => changed = true,
-                Ok(false) => {}
-                Err(_) => {
-                    std::thread::sleep(wait);
-                    changed = true;
-                }
-            },
-            None => {
+        match feed.as_mut().map(|feed| feed.wait(wait)) {
+            Some(Ok(true)) => changed = true,
+            Some(Ok(false)) => {}
+            // No feed (yet): look again after a while.
+            Some(Err(_)) | None => {
                 std::thread::sleep(wait);
                 changed = true;
             }

@@ -55,7 +55,13 @@ pub fn error_page(status: u16, title: &str, message: &str) -> Markup {
 }
 
 /// A POST form with the CSRF token and one button.
-pub fn action(path: &str, csrf: &str, button_id: &str, label: &str, fields: &[(&str, &str)]) -> Markup {
+pub fn action(
+    path: &str,
+    csrf: &str,
+    button_id: &str,
+    label: &str,
+    fields: &[(&str, &str)],
+) -> Markup {
     html! {
         form.inline method="post" action=(path) {
             input type="hidden" name="csrf" value=(csrf);

@@ -56,7 +56,11 @@ pub fn serve(context: &Context, args: &UiArgs) -> Result<u8> {
         )
     })?;
     let token = match args.token.as_deref() {
-        Some("") => return Err(Error::input("the token (--token or QUEUECTL_UI_TOKEN) is empty")),
+        Some("") => {
+            return Err(Error::input(
+                "the token (--token or QUEUECTL_UI_TOKEN) is empty",
+            ));
+        }
         token => token.map(str::to_string),
     };
     if !addr.ip().is_loopback() && token.is_none() {
@@ -132,7 +136,10 @@ fn router(ui: Shared) -> Router {
         .route("/queues/{queue}/resume", post(actions::resume))
         .route("/bulk/retry", post(actions::bulk_retry))
         .fallback(|| async { UiError::new(StatusCode::NOT_FOUND, "no such page") })
-        .layer(axum::middleware::from_fn_with_state(ui.clone(), auth::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            ui.clone(),
+            auth::guard,
+        ))
         .with_state(ui)
 }
 
@@ -231,6 +238,11 @@ pub(crate) async fn with_engine<T: Send + 'static>(
         f(&ui.context, &mut engine)
     })
     .await
-    .map_err(|e| UiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("a request failed: {e}")))?
+    .map_err(|e| {
+        UiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("a request failed: {e}"),
+        )
+    })?
     .map_err(UiError::from)
 }

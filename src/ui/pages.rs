@@ -71,7 +71,9 @@ pub(crate) async fn overview_fragment(State(ui): State<Shared>) -> Page {
 }
 
 /// A job list's filter from its query; a bad value is a 400.
-pub(crate) fn job_filter(query: &HashMap<String, String>) -> std::result::Result<JobFilter, UiError> {
+pub(crate) fn job_filter(
+    query: &HashMap<String, String>,
+) -> std::result::Result<JobFilter, UiError> {
     let get = |key: &str| query.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
     let state = get("state")
         .map(str::parse::<JobState>)
@@ -122,7 +124,10 @@ pub(crate) fn filter_fields(filter: &JobFilter) -> Vec<(&'static str, String)> {
     fields
 }
 
-pub(crate) async fn jobs(State(ui): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Page {
+pub(crate) async fn jobs(
+    State(ui): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Page {
     let filter = job_filter(&query)?;
     let read = filter.clone();
     let (jobs, more, dead_count) = with_engine(&ui, false, move |_, engine| {
@@ -149,7 +154,10 @@ pub(crate) async fn jobs(State(ui): State<Shared>, Query(query): Query<HashMap<S
                 .iter()
                 .map(|(k, v)| format!("{k}={}", urlencode(v)))
                 .collect();
-            query.push(format!("before={}", urlencode(&cursor::encode(last.created_at, &last.id))));
+            query.push(format!(
+                "before={}",
+                urlencode(&cursor::encode(last.created_at, &last.id))
+            ));
             Some(format!("/jobs?{}", query.join("&")))
         }
         _ => None,
@@ -193,7 +201,8 @@ fn job_data(context: &Context, engine: &mut Engine, arg: &str) -> Result<JobPage
     let job = engine.job(&id)?;
     let mut attempts = Vec::new();
     for attempt in engine.attempts(&id)? {
-        let bytes = crate::logs::read_output(&context.logs, engine, &id, attempt.run).unwrap_or_default();
+        let bytes =
+            crate::logs::read_output(&context.logs, engine, &id, attempt.run).unwrap_or_default();
         attempts.push((attempt, String::from_utf8_lossy(&bytes).into_owned()));
     }
     let waiting_for = match job.state.is_waiting() {
@@ -279,8 +288,20 @@ pub(crate) async fn dlq(State(ui): State<Shared>) -> Page {
                     let bytes = crate::logs::read_output(&context.logs, engine, &job.id, job.runs)
                         .unwrap_or_default();
                     let text = String::from_utf8_lossy(&bytes);
-                    let last_line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
-                    groups.insert(key, Group { count: 1, newest: job.id.clone(), last_line });
+                    let last_line = text
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("")
+                        .to_string();
+                    groups.insert(
+                        key,
+                        Group {
+                            count: 1,
+                            newest: job.id.clone(),
+                            last_line,
+                        },
+                    );
                 }
             }
         }
@@ -361,14 +382,14 @@ pub(crate) async fn schedules_handler(State(ui): State<Shared>) -> Page {
     ))
 }
 
-
 pub(crate) async fn graph(State(ui): State<Shared>) -> Page {
     let svg = with_engine(&ui, false, |context, engine| {
         let Some(jobfile) = lenient_jobfile(context) else {
             return Ok(None);
         };
         let names: Vec<String> = jobfile.jobs.keys().cloned().collect();
-        let states: BTreeMap<String, Option<JobState>> = engine.latest_states(&names)?.into_iter().collect();
+        let states: BTreeMap<String, Option<JobState>> =
+            engine.latest_states(&names)?.into_iter().collect();
         let nodes: Vec<super::graph::Node> = jobfile
             .jobs
             .values()

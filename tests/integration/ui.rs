@@ -1,0 +1,394 @@
+//! `queuectl ui`: the dashboard over HTTP, with a tiny HTTP/1.1 client
+//! on std's TcpStream: every route's status, escaping, the actions (each
+//! checked through the CLI), CSRF, read-only, the token, and the events.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::harness::{Env, TIMEOUT, Worker};
+
+/// A started `queuectl ui` and its base address (`127.0.0.1:PORT`).
+struct Ui {
+    _process: Worker,
+    addr: String,
+}
+
+fn start(env: &Env, extra: &[&str]) -> Ui {
+    let process = env.spawn(&[&["ui", "--listen", "127.0.0.1:0"], extra].concat());
+    process.wait_for_output("http://");
+    let output = process.output();
+    let url = output
+        .lines()
+        .find_map(|l| l.strip_prefix("queuectl ui: http://"))
+        .unwrap_or_else(|| panic!("no URL in {output:?}"));
+    Ui {
+        addr: url.trim_end_matches('/').to_string(),
+        _process: process,
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Ui {
+    fn request(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Reply {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect to the dashboard");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for header in headers {
+            request.push_str(&format!("{header}\r\n"));
+        }
+        if method == "POST" {
+            request.push_str(&format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("a reply");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
+        let status = head[9..12].parse().expect("a status");
+        Reply {
+            status,
+            headers: head.to_ascii_lowercase(),
+            body: body.to_string(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], "")
+    }
+
+    fn post(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", path, &[], body)
+    }
+
+    /// The CSRF token the forms carry.
+    fn csrf(&self) -> String {
+        let page = self.get("/queues").body;
+        let page = if page.contains("name=\"csrf\"") {
+            page
+        } else {
+            self.get("/dlq").body
+        };
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with its CSRF token")
+            + 19;
+        page[at..at + 32].to_string()
+    }
+}
+
+/// A job that dies at its first failure, run to its death.
+fn dead_job(env: &Env, command: &str) -> String {
+    let id = env.enqueue(&[command, "--max-retries", "0"]);
+    let _ = env.cmd(["run", "--until-idle"]).output().expect("run");
+    assert_eq!(env.state(&id), "dead");
+    id
+}
+
+#[test]
+fn every_page_answers_and_job_output_is_text() {
+    let env = Env::new();
+    let id = dead_job(&env, "echo '<script>alert(1)</script>'; exit 3");
+    let ui = start(&env, &[]);
+    for (path, status) in [
+        ("/", 200),
+        ("/fragment/overview", 200),
+        ("/jobs", 200),
+        ("/jobs?state=dead&queue=default&origin=cli&q=alert", 200),
+        (&format!("/jobs/{id}"), 200),
+        (&format!("/fragment/job/{id}"), 200),
+        ("/queues", 200),
+        ("/dlq", 200),
+        ("/schedules", 200),
+        ("/graph", 200),
+        ("/jobs/no-such-job", 404),
+        ("/jobs?state=sideways", 400),
+        ("/jobs?origin=mars", 400),
+        ("/jobs?before=not-a-cursor", 400),
+        ("/no-such-page", 404),
+    ] {
+        assert_eq!(ui.get(path).status, status, "GET {path}");
+    }
+    let overview = ui.get("/").body;
+    assert!(overview.contains("<div id=\"live\">"), "{overview}");
+    assert!(overview.contains("new EventSource('/events')"));
+    assert!(
+        overview.contains("<td data-queue=\"default\" data-state=\"dead\">1</td>"),
+        "{overview}"
+    );
+    assert!(overview.contains(&format!(
+        "<tr class=\"job\" data-id=\"{id}\" data-state=\"dead\">"
+    )));
+    assert!(overview.contains("<svg id=\"throughput\""));
+    let job = ui.get(&format!("/jobs/{id}")).body;
+    assert!(
+        job.contains("<span id=\"job-state\" class=\"state-dead\">dead</span>"),
+        "{job}"
+    );
+    assert!(
+        job.contains(
+            "<pre class=\"output\" data-attempt=\"1\">&lt;script&gt;alert(1)&lt;/script&gt;"
+        ),
+        "{job}"
+    );
+    assert!(job.contains("<button id=\"retry\">") && job.contains("<button id=\"delete\">"));
+    let list = ui.get("/jobs?q=alert").body;
+    for page in [&job, &list, &overview, &ui.get("/dlq").body] {
+        assert!(page.contains("&lt;script&gt;alert(1)"), "{page}");
+        assert!(!page.contains("<script>alert"), "{page}");
+    }
+    let group = ui.get("/dlq").body;
+    assert!(
+        group.contains("<tr class=\"group\" data-definition=\"\" data-exit-code=\"3\">"),
+        "{group}"
+    );
+}
+
+#[test]
+fn the_jobs_list_pages_by_cursor() {
+    let env = Env::new();
+    let lines: String = (0..60)
+        .map(|i| format!("{{\"command\":\"echo {i}\"}}\n"))
+        .collect();
+    env.write("jobs.jsonl", &lines);
+    env.cmd(["enqueue", "--file", "jobs.jsonl"])
+        .assert()
+        .success();
+    let ui = start(&env, &[]);
+    let first = ui.get("/jobs").body;
+    let rows = |page: &str| page.matches("<tr class=\"job\"").count();
+    assert_eq!(rows(&first), 50);
+    let at = first.find("<a id=\"next\" href=\"").expect("a next link") + 19;
+    let next = first[at..]
+        .split('"')
+        .next()
+        .expect("its href")
+        .replace("&amp;", "&");
+    let second = ui.get(&next);
+    assert_eq!(second.status, 200);
+    assert_eq!(rows(&second.body), 10);
+    assert!(!second.body.contains("id=\"next\""));
+}
+
+#[test]
+fn actions_change_the_queue_as_the_cli_shows() {
+    let env = Env::new();
+    let retried = dead_job(&env, "exit 3");
+    let deleted = dead_job(&env, "exit 4");
+    let ui = start(&env, &[]);
+    let csrf = ui.csrf();
+    let form = format!("csrf={csrf}");
+
+    let reply = ui.post(&format!("/jobs/{retried}/retry"), &form);
+    assert_eq!(reply.status, 303);
+    assert!(
+        reply
+            .headers
+            .contains(&format!("location: /jobs/{retried}")),
+        "{reply:?}"
+    );
+    assert_eq!(env.state(&retried), "pending");
+
+    let reply = ui.post(&format!("/jobs/{retried}/cancel"), &form);
+    assert_eq!(reply.status, 303);
+    assert_eq!(env.state(&retried), "cancelled");
+    assert_eq!(
+        ui.post(&format!("/jobs/{retried}/cancel"), &form).status,
+        400,
+        "already cancelled"
+    );
+
+    let reply = ui.post(&format!("/jobs/{deleted}/delete"), &form);
+    assert_eq!(reply.status, 303);
+    assert!(reply.headers.contains("location: /dlq"));
+    assert!(
+        !env.cmd(["show", &deleted])
+            .output()
+            .expect("show")
+            .status
+            .success()
+    );
+
+    let paused = |env: &Env| -> bool {
+        env.items(&["queue", "list"])
+            .iter()
+            .find(|q| q["name"] == "default")
+            .is_some_and(|q| q["paused"] == true)
+    };
+    assert_eq!(ui.post("/queues/default/pause", &form).status, 303);
+    assert!(paused(&env));
+    let queues = ui.get("/queues").body;
+    assert!(
+        queues.contains("<tr class=\"queue paused\" data-queue=\"default\">"),
+        "{queues}"
+    );
+    assert!(queues.contains("<button id=\"resume-default\">"));
+    assert_eq!(ui.post("/queues/default/resume", &form).status, 303);
+    assert!(!paused(&env));
+    assert!(
+        ui.get("/queues")
+            .body
+            .contains("<button id=\"pause-default\">")
+    );
+
+    // Bulk: a count and a confirmation first, then every match.
+    let a = dead_job(&env, "echo bulk; exit 5");
+    let b = dead_job(&env, "echo bulk; exit 6");
+    let other = dead_job(&env, "exit 7");
+    let ask = ui.post("/bulk/retry", &format!("{form}&state=dead&q=bulk"));
+    assert_eq!(ask.status, 200);
+    assert!(ask.body.contains("2 jobs"), "{}", ask.body);
+    assert!(ask.body.contains("<button id=\"confirm\">"));
+    assert_eq!(
+        env.state(&a),
+        "dead",
+        "nothing changes before the confirmation"
+    );
+    let done = ui.post(
+        "/bulk/retry",
+        &format!("{form}&state=dead&q=bulk&confirm=yes"),
+    );
+    assert_eq!(done.status, 303);
+    assert_eq!(
+        (env.state(&a), env.state(&b)),
+        ("pending".into(), "pending".into())
+    );
+    assert_eq!(env.state(&other), "dead", "only the matching jobs");
+    let none = ui.post(
+        "/bulk/retry",
+        &format!("{form}&q=nothing-matches&confirm=yes"),
+    );
+    assert_eq!(none.status, 303);
+    assert_eq!(
+        env.state(&other),
+        "dead",
+        "no match retries nothing, not everything"
+    );
+}
+
+#[test]
+fn posts_need_the_csrf_token_and_read_only_refuses_them() {
+    let env = Env::new();
+    let id = dead_job(&env, "exit 3");
+    let ui = start(&env, &[]);
+    assert_eq!(ui.post(&format!("/jobs/{id}/retry"), "").status, 403);
+    assert_eq!(
+        ui.post(&format!("/jobs/{id}/retry"), "csrf=0123").status,
+        403
+    );
+    assert_eq!(ui.post("/queues/default/pause", "csrf=wrong").status, 403);
+    assert_eq!(env.state(&id), "dead");
+
+    let read_only = start(&env, &["--read-only"]);
+    for path in [
+        format!("/jobs/{id}"),
+        "/queues".into(),
+        "/dlq".into(),
+        "/".into(),
+    ] {
+        let page = read_only.get(&path);
+        assert_eq!(page.status, 200);
+        assert!(
+            !page.body.contains("<form method=\"post\""),
+            "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("method=\"post\""), "{path}");
+    }
+    let csrf = ui.csrf();
+    assert_eq!(
+        read_only
+            .post(&format!("/jobs/{id}/retry"), &format!("csrf={csrf}"))
+            .status,
+        403
+    );
+    assert_eq!(env.state(&id), "dead");
+}
+
+#[test]
+fn a_token_guards_every_request() {
+    let env = Env::new();
+    let ui = start(&env, &["--token", "s3cret"]);
+    assert_eq!(ui.get("/").status, 401);
+    assert_eq!(ui.get("/events").status, 401);
+    assert_eq!(
+        ui.request("GET", "/", &["Authorization: Bearer wrong"], "")
+            .status,
+        401
+    );
+    assert_eq!(
+        ui.request("GET", "/", &["Authorization: Bearer s3cret"], "")
+            .status,
+        200
+    );
+    let first = ui.get("/?token=s3cret");
+    assert_eq!(first.status, 200);
+    assert!(
+        first
+            .headers
+            .contains("set-cookie: queuectl_token=s3cret; httponly"),
+        "{first:?}"
+    );
+    assert_eq!(
+        ui.request("GET", "/jobs", &["Cookie: queuectl_token=s3cret"], "")
+            .status,
+        200
+    );
+    assert_eq!(
+        ui.request(
+            "POST",
+            "/queues/default/pause",
+            &["Cookie: queuectl_token=s3cret"],
+            ""
+        )
+        .status,
+        403
+    );
+
+    let (code, output) = env.spawn(&["ui", "--listen", "0.0.0.0:0"]).wait();
+    assert_eq!(code, Some(2), "{output}");
+    assert!(output.contains("not a loopback address"), "{output}");
+    assert!(output.contains("--token"), "{output}");
+    let (code, output) = env.spawn(&["ui", "--listen", "nonsense"]).wait();
+    assert_eq!(code, Some(2), "{output}");
+}
+
+#[test]
+fn events_follow_the_queue() {
+    let env = Env::new();
+    let ui = start(&env, &[]);
+    let mut stream = TcpStream::connect(&ui.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a timeout");
+    write!(stream, "GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", ui.addr).expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut seen = String::new();
+    let mut wait_for = |text: &str, seen: &mut String| {
+        let deadline = Instant::now() + TIMEOUT;
+        while !seen.contains(text) {
+            assert!(Instant::now() < deadline, "no {text:?} in {seen}");
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_ok() {
+                seen.push_str(&line);
+            }
+        }
+    };
+    wait_for("event: overview", &mut seen);
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    let id = env.enqueue(&["echo hello"]);
+    wait_for(&format!("data-id=\"{id}\""), &mut seen);
+}
