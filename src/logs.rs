@@ -280,6 +280,27 @@ pub fn copy_new(path: &Path, offset: u64, out: &mut dyn Write) -> Result<u64> {
     Ok(start + buf.len() as u64)
 }
 
+/// An attempt's output: from the database where it keeps output (any
+/// host's attempts), else, or while it runs here, from the logs directory.
+pub fn read_output(
+    logs: &Logs,
+    engine: &mut crate::engine::Engine,
+    id: &str,
+    run: u32,
+) -> Result<Vec<u8>> {
+    if engine.keeps_output()
+        && let Some(output) = engine.output(id, run)?
+    {
+        let mut bytes = match output.dropped() {
+            0 => Vec::new(),
+            dropped => dropped_note(dropped).into_bytes(),
+        };
+        bytes.extend_from_slice(&output.bytes);
+        return Ok(bytes);
+    }
+    logs.read(id, run)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,23 +378,3 @@ mod tests {
     }
 }
 
-/// An attempt's output: from the database where it keeps output (any
-/// host's attempts), else, or while it runs here, from the logs directory.
-pub fn read_output(
-    logs: &Logs,
-    engine: &mut crate::engine::Engine,
-    id: &str,
-    run: u32,
-) -> Result<Vec<u8>> {
-    if engine.keeps_output()
-        && let Some(output) = engine.output(id, run)?
-    {
-        let mut bytes = match output.dropped() {
-            0 => Vec::new(),
-            dropped => dropped_note(dropped).into_bytes(),
-        };
-        bytes.extend_from_slice(&output.bytes);
-        return Ok(bytes);
-    }
-    logs.read(id, run)
-}
