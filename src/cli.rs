@@ -674,6 +674,16 @@ pub const EXAMPLES: &[(&[&str], &[Example])] = &[
         ],
     ),
     (
+        &["ui"],
+        &[
+            ex("The dashboard on this machine only", "queuectl ui --open"),
+            ex(
+                "On the network, behind a token",
+                "queuectl ui --listen 0.0.0.0:8080 --token s3cret",
+            ),
+        ],
+    ),
+    (
         &["dlq", "retry"],
         &[
             ex("Every dead job back to pending", "queuectl dlq retry"),
@@ -738,7 +748,7 @@ pub const COMMAND_GROUPS: &[(&str, &[&str])] = &[
         "Jobs",
         &["enqueue", "list", "show", "logs", "wait", "cancel"],
     ),
-    ("The queue", &["status", "queue", "dlq", "prune"]),
+    ("The queue", &["status", "queue", "dlq", "prune", "ui"]),
     ("Shell", &["completions", "man", "help"]),
 ];
 
