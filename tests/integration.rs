@@ -10,6 +10,7 @@ mod integration {
     mod cli;
     mod colour;
     mod conventions;
+    mod dashboard;
     mod enqueue;
     mod fixtures;
     mod jobfile;
@@ -23,5 +24,6 @@ mod integration {
     mod schema;
     mod triggers;
     mod ui;
+    pub mod web;
     mod workers;
 }

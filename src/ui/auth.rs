@@ -17,6 +17,13 @@ const COOKIE: &str = "queuectl_token";
 
 /// Refuses requests without the token (401) and, read-only, every POST (403).
 pub(crate) async fn guard(State(ui): State<Shared>, request: Request, next: Next) -> Response {
+    if ui.loopback_hosts_only && !header_str(&request, header::HOST).is_some_and(loopback_host) {
+        return UiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this dashboard answers only to a loopback host name (127.0.0.1, localhost, [::1]); to serve it under another name, give it a token",
+        )
+        .into_response();
+    }
     let mut set_cookie = None;
     if let Some(token) = &ui.token {
         let bearer = header_str(&request, header::AUTHORIZATION)
@@ -56,6 +63,41 @@ pub(crate) async fn guard(State(ui): State<Shared>, request: Request, next: Next
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// Whether a `Host` header names this machine's loopback interface.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+#[test]
+fn only_loopback_host_names_pass() {
+    for host in [
+        "127.0.0.1:8080",
+        "localhost:1",
+        "LOCALHOST",
+        "[::1]:80",
+        "127.1.2.3:9",
+    ] {
+        assert!(loopback_host(host), "{host}");
+    }
+    for host in [
+        "evil.example:8080",
+        "10.0.0.1:80",
+        "localhost.evil.example",
+        "[::2]:80",
+        "",
+    ] {
+        assert!(!loopback_host(host), "{host}");
+    }
 }
 
 fn header_str(request: &Request, name: header::HeaderName) -> Option<&str> {

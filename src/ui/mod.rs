@@ -43,6 +43,10 @@ pub(crate) struct Ui {
     pub csrf: String,
     /// Set at Ctrl-C/SIGTERM: the event streams end.
     pub stopping: AtomicBool,
+    /// Served on loopback without a token: only requests that name a
+    /// loopback host are answered (a page elsewhere that rebinds its own
+    /// name to 127.0.0.1 must not read the dashboard or its CSRF token).
+    pub loopback_hosts_only: bool,
 }
 
 pub(crate) type Shared = Arc<Ui>;
@@ -71,6 +75,7 @@ pub fn serve(context: &Context, args: &UiArgs) -> Result<u8> {
             "pass --token (or set QUEUECTL_UI_TOKEN), or listen on 127.0.0.1",
         ));
     }
+    let tokenless = token.is_none();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,6 +86,7 @@ pub fn serve(context: &Context, args: &UiArgs) -> Result<u8> {
         token,
         csrf: auth::random_token(),
         stopping: AtomicBool::new(false),
+        loopback_hosts_only: addr.ip().is_loopback() && tokenless,
     });
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr)

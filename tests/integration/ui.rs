@@ -2,7 +2,7 @@
 //! on std's TcpStream: every route's status, escaping, the actions (each
 //! checked through the CLI), CSRF, read-only, the token, and the events.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -37,32 +37,21 @@ struct Reply {
 
 impl Ui {
     fn request(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Reply {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect to the dashboard");
-        stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for header in headers {
-            request.push_str(&format!("{header}\r\n"));
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .map(|(name, value)| (name.trim(), value.trim()))
+            .collect();
+        let form = (method == "POST").then_some(("application/x-www-form-urlencoded", body));
+        let response = super::web::request(method, &self.addr, path, &headers, form);
+        let mut head = String::new();
+        for (name, value) in &response.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
-        if method == "POST" {
-            request.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        }
-        request.push_str("\r\n");
-        request.push_str(body);
-        stream.write_all(request.as_bytes()).expect("send");
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).expect("a reply");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
-        let status = head[9..12].parse().expect("a status");
         Reply {
-            status,
+            status: response.status,
             headers: head.to_ascii_lowercase(),
-            body: body.to_string(),
+            body: response.body,
         }
     }
 
@@ -316,6 +305,37 @@ fn posts_need_the_csrf_token_and_read_only_refuses_them() {
         403
     );
     assert_eq!(env.state(&id), "dead");
+}
+
+/// Without a token, a loopback dashboard answers only requests that
+/// name a loopback host: a page elsewhere whose name was rebound to
+/// 127.0.0.1 (DNS rebinding) reads nothing, not even the CSRF token.
+#[test]
+fn a_tokenless_dashboard_answers_only_loopback_host_names() {
+    let env = Env::new();
+    let ui = start(&env, &[]);
+    let port = ui.addr.rsplit(':').next().expect("a port");
+    for host in [ui.addr.clone(), format!("localhost:{port}")] {
+        let reply = ui.request("GET", "/queues", &[&format!("Host: {host}")], "");
+        assert_eq!(reply.status, 200, "{host}");
+    }
+    let reply = ui.request(
+        "GET",
+        "/queues",
+        &[&format!("Host: evil.example:{port}")],
+        "",
+    );
+    assert_eq!(reply.status, 421, "{}", reply.body);
+    assert!(!reply.body.contains("csrf"), "{}", reply.body);
+    // With a token, the token decides: any name may serve it.
+    let guarded = start(&env, &["--token", "s3cret"]);
+    let reply = guarded.request(
+        "GET",
+        "/",
+        &["Host: dashboard.example", "Authorization: Bearer s3cret"],
+        "",
+    );
+    assert_eq!(reply.status, 200);
 }
 
 #[test]

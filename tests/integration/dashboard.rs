@@ -1,0 +1,138 @@
+//! `queuectl ui` in a real browser (headless Chromium over WebDriver):
+//! what a user sees and does on the pages, with the queue changed from
+//! the command line beside it. Each page's screenshot is left in
+//! `target/tmp/ui-screenshots/`.
+
+use super::harness::{Env, Worker, wait_until};
+use super::web::Browser;
+
+/// A running dashboard and its address.
+struct Ui {
+    _server: Worker,
+    /// `http://127.0.0.1:PORT`
+    url: String,
+}
+
+/// Starts `queuectl ui` on a free loopback port; its URL as it prints it.
+fn start_ui(env: &Env) -> Ui {
+    let server = env.spawn(&["ui", "--listen", "127.0.0.1:0"]);
+    server.wait_for_output("http://");
+    let output = server.output();
+    let url = output
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the dashboard's URL")
+        .trim_end_matches('/')
+        .to_string();
+    Ui {
+        _server: server,
+        url,
+    }
+}
+
+/// The overview follows the queue without a reload: a job enqueued from
+/// the command line shows up in the open page.
+#[test]
+fn the_overview_shows_a_job_enqueued_from_the_cli_without_a_reload() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let env = Env::new();
+    env.enqueue(&["echo", "first"]);
+    let ui = start_ui(&env);
+    browser.goto(&format!("{}/", ui.url));
+    browser.wait_for("#live");
+    // A mark on the window: a reload would lose it.
+    browser.execute("window.queuectlMark = 42; return 1;");
+    let id = env.enqueue(&["echo", "from the command line"]);
+    browser.wait_for(&format!("tr.job[data-id='{id}']"));
+    assert_eq!(
+        browser.execute("return window.queuectlMark;"),
+        serde_json::json!(42),
+        "the page was not reloaded"
+    );
+    assert!(
+        browser.text("td[data-queue='default'][data-state='pending']") == "2",
+        "both jobs count as pending: {}",
+        browser.source()
+    );
+    browser.screenshot("overview");
+    browser.goto(&format!("{}/jobs", ui.url));
+    browser.wait_for(&format!("tr.job[data-id='{id}'] a"));
+    browser.screenshot("jobs");
+}
+
+/// A dead job's output is read on its page, and the retry button there
+/// sends it back to a worker, which completes it.
+#[test]
+fn a_dead_job_is_read_and_retried_from_its_page() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let env = Env::new();
+    env.write(
+        "queuectl.toml",
+        "[retry.default]\nmax_retries = 0\n\
+         [jobs.flaky]\ncommand = \"if [ -f fixed ]; then echo fixed-now; else echo '<b>broken</b> output'; exit 3; fi\"\n",
+    );
+    let (code, output) = env.spawn(&["run", "--until-idle"]).wait();
+    assert_eq!(code, Some(1), "{output}");
+    let id = env.jobs_of("flaky")[0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    assert_eq!(env.state(&id), "dead");
+    env.write("fixed", "");
+    let ui = start_ui(&env);
+    browser.goto(&format!("{}/dlq", ui.url));
+    browser.wait_for("tr.group[data-definition='flaky']");
+    browser.screenshot("dlq");
+    browser.goto(&format!("{}/jobs/{id}", ui.url));
+    browser.wait_for_text("#job-state", "dead");
+    // The output is text, its markup shown, not applied.
+    assert_eq!(
+        browser.text("pre.output[data-attempt='1']"),
+        "<b>broken</b> output"
+    );
+    browser.screenshot("job-dead");
+    let _worker = env.worker(&["--count", "1"]);
+    browser.click("#retry");
+    browser.wait_for_text("#job-state", "completed");
+    assert_eq!(env.state(&id), "completed");
+    browser.screenshot("job-completed");
+}
+
+/// Pausing a queue on the queues page stops its claims on a running
+/// worker; resuming it there lets its job run.
+#[test]
+fn a_queue_paused_from_the_page_claims_nothing_until_resumed() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let env = Env::new();
+    let _worker = env.worker(&["--count", "1"]);
+    let first = env.enqueue(&["true"]);
+    wait_until("the first job completes", || {
+        env.state(&first) == "completed"
+    });
+    let ui = start_ui(&env);
+    browser.goto(&format!("{}/queues", ui.url));
+    browser.click("#pause-default");
+    browser.wait_for("#resume-default");
+    let paused = env.items(&["queue", "list"]);
+    assert_eq!(paused[0]["name"], "default");
+    assert_eq!(paused[0]["paused"], true, "{paused:?}");
+    browser.screenshot("queues");
+    // Enqueued first, the held job would be claimed first if it could.
+    let held = env.enqueue(&["echo", "held"]);
+    let other = env.enqueue(&["--queue", "other", "echo", "other"]);
+    wait_until("the other queue's job completes", || {
+        env.state(&other) == "completed"
+    });
+    assert_eq!(env.state(&held), "pending");
+    browser.click("#resume-default");
+    browser.wait_for("#pause-default");
+    wait_until("the resumed job completes", || {
+        env.state(&held) == "completed"
+    });
+}
