@@ -108,41 +108,103 @@ pub(crate) async fn resume(
     set_paused(ui, queue, f, false).await
 }
 
-/// `dlq retry` of every dead job matching a filter: without `confirm=yes`
-/// a page says how many match and asks; with it, they are retried (the
-/// ids matched at that moment, in one transaction, as `dlq retry ID…`).
-pub(crate) async fn bulk_retry(State(ui): State<Shared>, Form(f): Fields) -> Page {
+/// What a bulk action does to every job matching a filter.
+#[derive(Debug, Clone, Copy)]
+enum Bulk {
+    /// `dlq retry ID…` (dead jobs).
+    Retry,
+    /// `dlq remove ID…` (dead jobs, with their logs).
+    Delete,
+    /// `cancel ID`, each (waiting or running jobs).
+    Cancel,
+}
+
+impl Bulk {
+    fn parse(name: &str) -> Result<Bulk, super::UiError> {
+        match name {
+            "retry" => Ok(Bulk::Retry),
+            "delete" => Ok(Bulk::Delete),
+            "cancel" => Ok(Bulk::Cancel),
+            other => Err(super::UiError::bad_request(format!(
+                "no bulk action `{other}`: retry, delete or cancel"
+            ))),
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Bulk::Retry => "Retry",
+            Bulk::Delete => "Delete",
+            Bulk::Cancel => "Cancel",
+        }
+    }
+
+    /// The filter it acts on: dead jobs for retry and delete; for
+    /// cancel, the filter's own state, which must be one a job can be
+    /// cancelled in.
+    fn filter(self, fields: &HashMap<String, String>) -> Result<JobFilter, super::UiError> {
+        let filter = JobFilter {
+            before: None,
+            ..job_filter(fields)?
+        };
+        match self {
+            Bulk::Retry | Bulk::Delete => Ok(JobFilter {
+                state: Some(JobState::Dead),
+                ..filter
+            }),
+            Bulk::Cancel => match filter.state {
+                Some(state) if !state.is_finished() => Ok(filter),
+                _ => Err(super::UiError::bad_request(
+                    "a bulk cancel needs state=pending, failed or processing",
+                )),
+            },
+        }
+    }
+}
+
+/// A bulk action (`retry`, `delete`, `cancel`) on every job matching a
+/// filter: without `confirm=yes` a page says how many match and asks;
+/// with it, the jobs matched at that moment get the CLI's operation
+/// (`dlq retry ID…` and `dlq remove ID…` in one transaction; `cancel` job
+/// by job, skipping one that ended meanwhile).
+pub(crate) async fn bulk(
+    State(ui): State<Shared>,
+    Path(action): Path<String>,
+    Form(f): Fields,
+) -> Page {
     check_csrf(&ui, f.get("csrf"))?;
-    let filter = JobFilter {
-        state: Some(JobState::Dead),
-        before: None,
-        ..job_filter(&f)?
+    let bulk = Bulk::parse(&action)?;
+    let filter = bulk.filter(&f)?;
+    let back = match bulk {
+        Bulk::Cancel => "/jobs",
+        _ => "/dlq",
     };
     if f.get("confirm").map(String::as_str) != Some("yes") {
         let count_filter = filter.clone();
         let count = with_engine(&ui, false, move |_, engine| engine.count(&count_filter)).await?;
         let fields = filter_fields(&filter);
+        let verb = bulk.verb();
         let body = page(
             "confirm",
             html! {
-                h1 { "Retry dead jobs" }
+                h1 { (verb) " jobs" }
                 p #count { (count) " jobs" " match: "
                     @for (k, v) in &fields { code { (k) "=" (v) } " " } }
-                @if count == 0 { p { "Nothing to retry." } a href="/dlq" { "Back" } }
+                @if count == 0 { p { "Nothing to do." } a href=(back) { "Back" } }
                 @else {
-                    form method="post" action="/bulk/retry" {
+                    form method="post" action=(format!("/bulk/{action}")) {
                         input type="hidden" name="csrf" value=(ui.csrf);
                         input type="hidden" name="confirm" value="yes";
                         @for (k, v) in &fields { input type="hidden" name=(k) value=(v); }
-                        button #confirm { "Retry " (count) " jobs" }
+                        button #confirm { (verb) " " (count) " jobs" }
                     }
-                    " " a href="/dlq" { "Cancel" }
+                    " " a href=(back) { "Back" }
                 }
             },
         );
         return Ok(Html(body.into_string()).into_response());
     }
-    with_engine(&ui, true, move |_, engine| {
+    with_engine(&ui, true, move |context, engine| {
         let ids: Vec<String> = engine
             .list(&JobFilter {
                 limit: u32::MAX,
@@ -151,12 +213,32 @@ pub(crate) async fn bulk_retry(State(ui): State<Shared>, Form(f): Fields) -> Pag
             .into_iter()
             .map(|job| job.id)
             .collect();
-        // No ids would mean "every dead job" to dlq_retry: nothing matched.
-        if !ids.is_empty() {
-            engine.dlq_retry(&ids, false, now_ms())?;
+        // No ids would mean "every dead job" to the DLQ operations.
+        if ids.is_empty() {
+            return Ok(());
+        }
+        match bulk {
+            Bulk::Retry => {
+                engine.dlq_retry(&ids, false, now_ms())?;
+            }
+            Bulk::Delete => {
+                let removed = engine.dlq_remove(&ids)?;
+                context.logs.remove(&removed);
+            }
+            Bulk::Cancel => {
+                for id in &ids {
+                    match engine.cancel(id, now_ms()) {
+                        // It ended between the list and its cancel.
+                        Err(crate::error::Error::Input { .. }) => {}
+                        other => {
+                            other?;
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     })
     .await?;
-    Ok(Redirect::to("/dlq").into_response())
+    Ok(Redirect::to(back).into_response())
 }

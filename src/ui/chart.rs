@@ -11,6 +11,42 @@ const WIDTH: usize = 600;
 const HEIGHT: usize = 120;
 const BAR: usize = WIDTH / MINUTES;
 
+/// The counts of minutes already over, kept between renders: each
+/// render reads only the minutes since the last one it saw end (the
+/// current minute, mostly), so the overview costs the same with a
+/// million jobs finished in the last hour as with a hundred. A minute's
+/// count is final once it is over (jobs that finished then stay
+/// finished then; pruning them later does not change what happened).
+#[derive(Debug, Default)]
+pub struct Minutes {
+    /// Counts of minutes before `until` (a minute number).
+    done: Vec<MinuteCount>,
+    /// The first minute not counted in `done`.
+    until: i64,
+}
+
+impl Minutes {
+    /// The counts of the chart's hour at `now_ms`: those kept, and
+    /// `read(since)` (the driver's `finished_by_minute`) for the rest.
+    pub fn hour(
+        &mut self,
+        now_ms: i64,
+        read: impl FnOnce(i64) -> crate::error::Result<Vec<MinuteCount>>,
+    ) -> crate::error::Result<Vec<MinuteCount>> {
+        let current = now_ms.div_euclid(60_000);
+        let first = current - (MINUTES as i64 - 1);
+        self.done.retain(|c| c.minute >= first);
+        let from = self.until.max(first);
+        let fresh = read(from * 60_000)?;
+        self.done
+            .extend(fresh.iter().filter(|c| c.minute < current).cloned());
+        self.until = current;
+        let mut all = self.done.clone();
+        all.extend(fresh.into_iter().filter(|c| c.minute >= current));
+        Ok(all)
+    }
+}
+
 /// Per minute of the last hour, oldest first: (completed, dead). The last
 /// bucket is `now`'s minute.
 pub fn buckets(counts: &[MinuteCount], now_ms: i64) -> Vec<(u64, u64)> {
@@ -80,6 +116,42 @@ pub fn throughput_svg(counts: &[MinuteCount], now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minutes_that_are_over_are_read_once() {
+        let mut minutes = Minutes::default();
+        let at = |minute: i64| minute * 60_000 + 30_000;
+        let mut reads = Vec::new();
+        let hour = minutes
+            .hour(at(100), |since| {
+                reads.push(since / 60_000);
+                Ok(vec![
+                    count(41, JobState::Completed, 7),
+                    count(99, JobState::Completed, 2),
+                    count(100, JobState::Dead, 1),
+                ])
+            })
+            .expect("counts");
+        assert_eq!(reads, [41], "the first render reads the whole hour");
+        assert_eq!(hour.len(), 3);
+        // A minute later: only from the minute that was current.
+        let hour = minutes
+            .hour(at(101), |since| {
+                reads.push(since / 60_000);
+                Ok(vec![
+                    count(100, JobState::Dead, 3),
+                    count(101, JobState::Completed, 5),
+                ])
+            })
+            .expect("counts");
+        assert_eq!(reads, [41, 100]);
+        let buckets = buckets(&hour, at(101));
+        // Minute 41 fell out of the hour; 99 kept; 100 counted once, as
+        // read once it was over; 101 fresh.
+        assert_eq!(buckets.iter().map(|b| b.0 + b.1).sum::<u64>(), 2 + 3 + 5);
+        assert_eq!(buckets[59], (5, 0));
+        assert_eq!(buckets[58], (0, 3));
+    }
 
     fn count(minute: i64, state: JobState, count: u64) -> MinuteCount {
         MinuteCount {

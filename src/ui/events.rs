@@ -63,7 +63,7 @@ fn follow(ui: &Shared, tx: &mpsc::Sender<String>) {
             if feed.is_none() {
                 feed = engine.change_feed().ok();
             }
-            let Ok(data) = overview_data(&ui.context, &mut engine) else {
+            let Ok(data) = overview_data(ui, &mut engine) else {
                 return;
             };
             // One line per `data:` line, as the Event writes it.

@@ -47,6 +47,8 @@ pub(crate) struct Ui {
     /// loopback host are answered (a page elsewhere that rebinds its own
     /// name to 127.0.0.1 must not read the dashboard or its CSRF token).
     pub loopback_hosts_only: bool,
+    /// The chart's minutes already over (see [`chart::Minutes`]).
+    pub minutes: std::sync::Mutex<chart::Minutes>,
 }
 
 pub(crate) type Shared = Arc<Ui>;
@@ -87,6 +89,7 @@ pub fn serve(context: &Context, args: &UiArgs) -> Result<u8> {
         csrf: auth::random_token(),
         stopping: AtomicBool::new(false),
         loopback_hosts_only: addr.ip().is_loopback() && tokenless,
+        minutes: std::sync::Mutex::default(),
     });
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -140,7 +143,7 @@ fn router(ui: Shared) -> Router {
         .route("/jobs/{id}/delete", post(actions::delete))
         .route("/queues/{queue}/pause", post(actions::pause))
         .route("/queues/{queue}/resume", post(actions::resume))
-        .route("/bulk/retry", post(actions::bulk_retry))
+        .route("/bulk/{action}", post(actions::bulk))
         .fallback(|| async { UiError::new(StatusCode::NOT_FOUND, "no such page") })
         .layer(axum::middleware::from_fn_with_state(
             ui.clone(),

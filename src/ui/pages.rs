@@ -35,9 +35,15 @@ fn lenient_jobfile(context: &Context) -> Option<crate::jobfile::Jobfile> {
 }
 
 /// What the overview's live fragment shows, read now.
-pub(crate) fn overview_data(context: &Context, engine: &mut Engine) -> Result<Overview> {
+pub(crate) fn overview_data(ui: &super::Ui, engine: &mut Engine) -> Result<Overview> {
     let now = now_ms();
+    let context = &ui.context;
     let jobfile = lenient_jobfile(context);
+    let finished = ui
+        .minutes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .hour(now, |since| engine.finished_by_minute(since))?;
     Ok(Overview {
         queues: queue_views(engine)?,
         recent: engine.list(&JobFilter {
@@ -45,16 +51,14 @@ pub(crate) fn overview_data(context: &Context, engine: &mut Engine) -> Result<Ov
             ..JobFilter::default()
         })?,
         workers: worker_views(engine, now)?,
-        chart: chart::throughput_svg(
-            &engine.finished_by_minute(now - chart::MINUTES as i64 * 60_000)?,
-            now,
-        ),
+        chart: chart::throughput_svg(&finished, now),
         schedules: schedules(jobfile.as_ref(), engine)?,
     })
 }
 
 pub(crate) async fn overview(State(ui): State<Shared>) -> Page {
-    let data = with_engine(&ui, false, overview_data).await?;
+    let shared = ui.clone();
+    let data = with_engine(&ui, false, move |_, engine| overview_data(&shared, engine)).await?;
     ok(page(
         "overview",
         html! {
@@ -66,7 +70,8 @@ pub(crate) async fn overview(State(ui): State<Shared>) -> Page {
 }
 
 pub(crate) async fn overview_fragment(State(ui): State<Shared>) -> Page {
-    let data = with_engine(&ui, false, overview_data).await?;
+    let shared = ui.clone();
+    let data = with_engine(&ui, false, move |_, engine| overview_data(&shared, engine)).await?;
     ok(html::overview_fragment(&data))
 }
 
@@ -130,21 +135,23 @@ pub(crate) async fn jobs(
 ) -> Page {
     let filter = job_filter(&query)?;
     let read = filter.clone();
-    let (jobs, more, dead_count) = with_engine(&ui, false, move |_, engine| {
+    let (jobs, more, bulk_count) = with_engine(&ui, false, move |_, engine| {
         let mut jobs = engine.list(&JobFilter {
             limit: read.limit + 1,
             ..read.clone()
         })?;
         let more = jobs.len() > read.limit as usize;
         jobs.truncate(read.limit as usize);
-        let dead_count = match read.state {
-            Some(JobState::Dead) => Some(engine.count(&JobFilter {
+        // What a bulk action would take: the dead (retry, delete) or the
+        // unfinished (cancel) jobs of a state.
+        let bulk_count = match read.state {
+            Some(_) => Some(engine.count(&JobFilter {
                 before: None,
                 ..read.clone()
             })?),
-            _ => None,
+            None => None,
         };
-        Ok((jobs, more, dead_count))
+        Ok((jobs, more, bulk_count))
     })
     .await?;
     let fields = filter_fields(&filter);
@@ -182,10 +189,18 @@ pub(crate) async fn jobs(
                 label { "command contains " input name="q" value=(value("q")); } " "
                 button { "Filter" }
             }
-            @if let (Some(count), Some(csrf)) = (dead_count, csrf.as_deref()) {
+            @if let (Some(count), Some(csrf), Some(state)) = (bulk_count, csrf.as_deref(), filter.state) {
                 @if count > 0 {
                     @let hidden: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    p { (action("/bulk/retry", csrf, "bulk-retry", &format!("Retry all {count} matching dead jobs…"), &hidden)) }
+                    @if state == JobState::Dead {
+                        p {
+                            (action("/bulk/retry", csrf, "bulk-retry", &format!("Retry all {count} matching dead jobs…"), &hidden))
+                            " "
+                            (action("/bulk/delete", csrf, "bulk-delete", &format!("Delete all {count} matching dead jobs…"), &hidden))
+                        }
+                    } @else if !state.is_finished() {
+                        p { (action("/bulk/cancel", csrf, "bulk-cancel", &format!("Cancel all {count} matching {state} jobs…"), &hidden)) }
+                    }
                 }
             }
             @if jobs.is_empty() { p #empty { "no matching jobs" } }
@@ -332,7 +347,7 @@ pub(crate) async fn dlq(State(ui): State<Shared>) -> Page {
                 }
             }
             @if let Some(csrf) = csrf.as_deref() { @if total > 0 {
-                h2 { "Retry all matching" }
+                h2 { "Retry or delete all matching" }
                 form #bulk method="post" action="/bulk/retry" {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="state" value="dead";
@@ -340,6 +355,8 @@ pub(crate) async fn dlq(State(ui): State<Shared>) -> Page {
                     label { "queue " input name="queue"; } " "
                     label { "command contains " input name="q"; } " "
                     button #bulk-retry { "Retry matching dead jobs…" }
+                    " "
+                    button #bulk-delete formaction="/bulk/delete" { "Delete matching dead jobs…" }
                 }
                 p { "A confirmation page shows how many jobs match before anything changes." }
             } }

@@ -60,6 +60,12 @@ fn the_overview_shows_a_job_enqueued_from_the_cli_without_a_reload() {
     browser.goto(&format!("{}/jobs", ui.url));
     browser.wait_for(&format!("tr.job[data-id='{id}'] a"));
     browser.screenshot("jobs");
+    // The other pages render too (their screenshots are artifacts).
+    for page in ["schedules", "graph"] {
+        browser.goto(&format!("{}/{page}", ui.url));
+        browser.wait_for("nav");
+        browser.screenshot(page);
+    }
 }
 
 /// A dead job's output is read on its page, and the retry button there

@@ -266,6 +266,37 @@ fn actions_change_the_queue_as_the_cli_shows() {
         "dead",
         "no match retries nothing, not everything"
     );
+
+    // Bulk delete of dead jobs, and bulk cancel of waiting ones: the
+    // same confirmation, then the CLI's operations.
+    let gone = dead_job(&env, "echo doomed; exit 8");
+    let ask = ui.post("/bulk/delete", &format!("{form}&state=dead&q=doomed"));
+    assert!(ask.body.contains("1 jobs"), "{}", ask.body);
+    assert_eq!(env.state(&gone), "dead");
+    let done = ui.post(
+        "/bulk/delete",
+        &format!("{form}&state=dead&q=doomed&confirm=yes"),
+    );
+    assert_eq!(done.status, 303);
+    env.cmd(["show", &gone]).assert().code(2);
+    assert_eq!(env.state(&other), "dead", "only the matching jobs");
+    let waiting = env.enqueue(&["--delay", "1h", "echo later"]);
+    let page = ui.get("/jobs?state=pending");
+    assert!(page.body.contains("id=\"bulk-cancel\""), "{}", page.body);
+    let done = ui.post(
+        "/bulk/cancel",
+        &format!("{form}&state=pending&q=later&confirm=yes"),
+    );
+    assert_eq!(done.status, 303);
+    assert_eq!(env.state(&waiting), "cancelled");
+    // A cancel needs a state a job can be cancelled in; an unknown
+    // action is refused.
+    assert_eq!(
+        ui.post("/bulk/cancel", &format!("{form}&state=dead"))
+            .status,
+        400
+    );
+    assert_eq!(ui.post("/bulk/explode", &form).status, 400);
 }
 
 #[test]
