@@ -9,7 +9,7 @@ use maud::{Markup, html};
 
 use super::html::{self, JobPage, Overview, action, job_rows, page, urlencode};
 use super::{Page, Shared, UiError, chart, cursor, with_engine};
-use crate::clock::now_ms;
+use crate::clock::{now_ms, relative};
 use crate::context::Context;
 use crate::driver::JobFilter;
 use crate::engine::Engine;
@@ -365,22 +365,50 @@ pub(crate) async fn dlq(State(ui): State<Shared>) -> Page {
 }
 
 /// The schedules and the watches (definition, paths) of the jobfile.
-type Triggers = (Vec<crate::view::ScheduleView>, Vec<(String, Vec<String>)>);
+type Triggers = (Vec<crate::view::ScheduleView>, Vec<WatchView>);
 
 async fn triggers(ui: &Shared) -> std::result::Result<Triggers, UiError> {
     with_engine(ui, false, |context, engine| {
         let jobfile = lenient_jobfile(context);
-        let watches = jobfile
-            .iter()
-            .flat_map(|j| j.jobs.values())
-            .filter_map(|def| match &def.trigger {
-                crate::jobfile::Trigger::Watch(w) => Some((def.name.clone(), w.paths.clone())),
-                _ => None,
-            })
-            .collect();
+        let mut watches = Vec::new();
+        for def in jobfile.iter().flat_map(|j| j.jobs.values()) {
+            let crate::jobfile::Trigger::Watch(w) = &def.trigger else {
+                continue;
+            };
+            watches.push(WatchView {
+                name: def.name.clone(),
+                paths: w.paths.clone(),
+                last: last_change(engine, &def.name)?,
+            });
+        }
         Ok((schedules(jobfile.as_ref(), engine)?, watches))
     })
     .await
+}
+
+/// A watch of the jobfile and the last change it saw.
+pub(crate) struct WatchView {
+    name: String,
+    paths: Vec<String>,
+    /// When its latest job was made, and the paths that changed.
+    last: Option<(i64, Vec<String>)>,
+}
+
+/// The last change a watched definition saw: its latest job (which may
+/// have been pruned) and that job's changed paths.
+fn last_change(engine: &mut Engine, name: &str) -> Result<Option<(i64, Vec<String>)>> {
+    let Some(id) = engine.read(|ops| ops.latest_job(name))? else {
+        return Ok(None);
+    };
+    let Ok(job) = engine.job(&id) else {
+        return Ok(None);
+    };
+    let paths = match job.payload {
+        Some(crate::job::Payload::Changed(paths)) => paths,
+        Some(crate::job::Payload::Path(path)) => vec![path],
+        _ => Vec::new(),
+    };
+    Ok(Some((job.created_at, paths)))
 }
 
 pub(crate) async fn schedules_handler(State(ui): State<Shared>) -> Page {
@@ -392,8 +420,17 @@ pub(crate) async fn schedules_handler(State(ui): State<Shared>) -> Page {
             (html::schedule_table(&schedules))
             h1 { "Watches" }
             @if watches.is_empty() { p { "no watches" } }
-            ul.watches { @for (name, paths) in &watches {
-                li.watch data-definition=(name) { (name) ": " code { (paths.join(", ")) } }
+            ul.watches { @for watch in &watches {
+                li.watch data-definition=(watch.name) {
+                    (watch.name) ": " code { (watch.paths.join(", ")) }
+                    @match &watch.last {
+                        Some((at, changed)) => {
+                            " — last change " (relative(*at, now_ms()))
+                            @if !changed.is_empty() { ": " code { (changed.join(", ")) } }
+                        }
+                        None => { " — no change seen yet" }
+                    }
+                }
             } }
         },
     ))

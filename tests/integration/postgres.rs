@@ -118,6 +118,60 @@ fn every_connection_failure_is_one_clear_error_and_changes_nothing() {
     assert!(!String::from_utf8_lossy(&help.stdout).contains(&secret));
 }
 
+/// A read of a queue that another process is creating (its migration
+/// holds the lock) waits for it, then reads it: it does not try to create
+/// the tables a second time from a snapshot taken before they existed.
+#[test]
+fn a_read_waiting_on_a_migration_reads_the_new_tables() {
+    let Some(env) = Env::postgres() else { return };
+    let mut holder = env.sql();
+    let mut lock = holder.transaction().expect("a transaction");
+    lock.batch_execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('queuectl:migrate:' || current_schema(), 0))",
+    )
+    .expect("the migration lock");
+    let waiting = |n: i64| {
+        let mut sql = env.sql();
+        move || {
+            let count: i64 = sql
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .expect("locks")
+                .get(0);
+            count >= n
+        }
+    };
+    // First in line: a write, which migrates; then a read behind it.
+    let spawn = |args: &[&str]| {
+        env.command(super::harness::bin())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start queuectl")
+    };
+    let writer = spawn(&["enqueue", "true"]);
+    wait_until("the write waits for the lock", waiting(1));
+    let reader = spawn(&["--json", "list"]);
+    wait_until("the read waits behind it", waiting(2));
+    lock.rollback().expect("release the lock");
+    let writer = writer.wait_with_output().expect("the write");
+    let reader = reader.wait_with_output().expect("the read");
+    assert!(
+        writer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&writer.stderr)
+    );
+    assert!(
+        reader.status.success(),
+        "the read failed: {}",
+        String::from_utf8_lossy(&reader.stderr)
+    );
+    drop(holder);
+}
+
 #[test]
 fn a_read_command_on_a_new_database_creates_nothing() {
     let Some(env) = Env::postgres() else { return };

@@ -443,3 +443,24 @@ fn events_follow_the_queue() {
     let id = env.enqueue(&["echo hello"]);
     wait_for(&format!("data-id=\"{id}\""), &mut seen);
 }
+
+/// The schedules page lists each watch with the last change it saw.
+#[test]
+fn watches_show_their_last_change() {
+    let env = Env::new();
+    env.write(
+        "queuectl.toml",
+        "[jobs.docs]\ncommand = \"true\"\nwatch = [\"*.md\"]\n\
+         [jobs.nightly]\ncommand = \"true\"\nschedule = \"0 2 * * *\"\n",
+    );
+    env.cmd(["apply"]).assert().success();
+    let ui = start(&env, &[]);
+    let page = ui.get("/schedules").body;
+    assert!(page.contains("data-definition=\"docs\""), "{page}");
+    assert!(page.contains("no change seen yet"), "{page}");
+    assert!(page.contains("0 2 * * *"), "{page}");
+    env.enqueue(&["--job", "docs"]);
+    let page = ui.get("/schedules").body;
+    assert!(page.contains("last change"), "{page}");
+    assert!(!page.contains("no change seen yet"), "{page}");
+}

@@ -304,7 +304,12 @@ impl PgDriver {
         let begin = if write {
             "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('queuectl:write:' || current_schema(), 0))"
         } else if self.schema_missing {
-            "BEGIN ISOLATION LEVEL REPEATABLE READ"
+            // Read committed: each statement sees what was committed
+            // before it began, so the check for the schema after the
+            // migration lock sees a migration that held the lock; one
+            // snapshot for the whole transaction would be taken before
+            // that wait and miss it (and then create its tables again).
+            "BEGIN ISOLATION LEVEL READ COMMITTED"
         } else {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         };
