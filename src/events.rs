@@ -250,16 +250,17 @@ impl Receiver {
     /// every sender is gone, `Err(false)` when none is waiting now.
     pub fn try_recv(&mut self) -> Result<Event, bool> {
         let next = match self.batch.pop_front() {
-            Some(next) => Some(next),
-            None => self.shared.lock().queue.pop_front(),
-        };
-        match next {
-            Some((sent_at, event)) => {
-                self.sent_at = sent_at;
-                Ok(event)
+            Some(next) => next,
+            None => {
+                let mut state = self.shared.lock();
+                match state.queue.pop_front() {
+                    Some(next) => next,
+                    None => return Err(state.senders == 0),
+                }
             }
-            None => Err(self.shared.lock().senders == 0),
-        }
+        };
+        self.sent_at = next.0;
+        Ok(next.1)
     }
 
     /// When the event handed out last was sent (ms since the epoch).

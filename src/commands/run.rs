@@ -94,10 +94,11 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8> {
     let declared = declared(context, options.jobfile.as_ref(), started_at)?;
     // A declared job left waiting in a paused queue did not run: not a
     // green CI step.
-    let paused = context.engine_read()?.paused_queues()?;
-    let held = |job: &Declared| {
-        options.until_idle && job.state.is_waiting() && paused.contains_key(&job.queue)
+    let paused = match options.until_idle {
+        true => context.engine_read()?.paused_queues()?,
+        false => Default::default(),
     };
+    let held = |job: &Declared| job.state.is_waiting() && paused.contains_key(&job.queue);
     let failed_before = declared.iter().any(|job| blocks_ci(job) || held(job));
     for job in declared {
         record.add_declared(job);

@@ -13,20 +13,12 @@ struct Ui {
     url: String,
 }
 
-/// Starts `queuectl ui` on a free loopback port; its URL as it prints it.
+/// Starts `queuectl ui` on a free loopback port.
 fn start_ui(env: &Env) -> Ui {
-    let server = env.spawn(&["ui", "--listen", "127.0.0.1:0"]);
-    server.wait_for_output("http://");
-    let output = server.output();
-    let url = output
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the dashboard's URL")
-        .trim_end_matches('/')
-        .to_string();
+    let (server, addr) = super::web::start_ui(env, &[]);
     Ui {
         _server: server,
-        url,
+        url: format!("http://{addr}"),
     }
 }
 

@@ -15,15 +15,9 @@ struct Ui {
 }
 
 fn start(env: &Env, extra: &[&str]) -> Ui {
-    let process = env.spawn(&[&["ui", "--listen", "127.0.0.1:0"], extra].concat());
-    process.wait_for_output("http://");
-    let output = process.output();
-    let url = output
-        .lines()
-        .find_map(|l| l.strip_prefix("queuectl ui: http://"))
-        .unwrap_or_else(|| panic!("no URL in {output:?}"));
+    let (process, addr) = super::web::start_ui(env, extra);
     Ui {
-        addr: url.trim_end_matches('/').to_string(),
+        addr,
         _process: process,
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::harness::require;
+use super::harness::{Env, Worker, require};
 
 /// A response: its status and body.
 #[derive(Debug)]
@@ -399,6 +399,21 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// Starts `queuectl ui --listen 127.0.0.1:0 EXTRA…` in `env`; the
+/// process (stopped on drop) and the address it printed (`127.0.0.1:PORT`).
+pub fn start_ui(env: &Env, extra: &[&str]) -> (Worker, String) {
+    let process = env.spawn(&[&["ui", "--listen", "127.0.0.1:0"], extra].concat());
+    process.wait_for_output("http://");
+    let output = process.output();
+    let addr = output
+        .lines()
+        .find_map(|l| l.strip_prefix("queuectl ui: http://"))
+        .unwrap_or_else(|| panic!("no URL in {output:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    (process, addr)
 }
 
 /// A TCP port nothing listens on now.
