@@ -12,9 +12,8 @@
 
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use rustix::process::{Pid, Signal, kill_process_group};
 use crate::logs::BoundedLog;
 use crate::sys::contain::{self, Cage};
 use crate::sys::procwait::ExitWatch;
+use crate::sys::spawn::{self as start, Process, Shell};
 
 /// The exit code recorded for a timeout, as `timeout(1)` reports it.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -143,7 +143,7 @@ pub struct Exit {
 
 /// How an attempt watches its child's exit: [`ExitWatch::new`], except in
 /// tests of the other ways.
-pub(crate) type WatchExit = fn(&Child) -> io::Result<ExitWatch>;
+pub(crate) type WatchExit = fn(Pid) -> io::Result<ExitWatch>;
 
 /// The size of the buffer an attempt reads its output with (see [`run`]).
 pub const READ_BUFFER: usize = 64 * 1024;
@@ -266,42 +266,35 @@ fn shell() -> &'static Path {
     })
 }
 
-fn spawn(spec: &Spec<'_>, cage: &Cage) -> Result<(io::PipeReader, Child), String> {
+fn spawn(spec: &Spec<'_>, cage: &Cage) -> Result<(io::PipeReader, Process), String> {
     let (reader, writer) = io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let writer2 = writer
-        .try_clone()
-        .map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let mut command = Command::new(shell());
-    command.arg("-c");
-    match cage.prefix() {
-        Some(prefix) => command.arg(format!("{prefix}{}", spec.command)),
-        None => command.arg(spec.command),
+    let script = match cage.prefix() {
+        Some(prefix) => std::borrow::Cow::Owned(format!("{prefix}{}", spec.command)),
+        None => std::borrow::Cow::Borrowed(spec.command),
     };
-    command
-        .stdin(Stdio::null())
-        .stdout(writer)
-        .stderr(writer2)
-        .process_group(0)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)));
-    if let Some(cwd) = spec.cwd {
-        command.current_dir(cwd);
-    }
-    let child = command.spawn().map_err(|e| match spec.cwd {
+    let child = start::start(&Shell {
+        shell: shell(),
+        script: &script,
+        env: spec.env,
+        cwd: spec.cwd,
+        out: writer.as_fd(),
+    })
+    .map_err(|e| match spec.cwd {
         Some(cwd) if !cwd.is_dir() => format!(
             "cannot start the job: working directory `{}` does not exist",
             cwd.display()
         ),
         _ => format!("cannot start `sh`: {e}"),
     })?;
-    // `command` holds the write ends; dropping it lets the pipe reach EOF.
-    drop(command);
+    // The child has its own copies: dropping ours lets the pipe reach EOF.
+    drop(writer);
     Ok((reader, child))
 }
 
 /// Copies output to the log until the child exits, enforcing the timeout.
 /// Returns the exit status and whether the timeout fired.
 fn watch(
-    mut child: Child,
+    mut child: Process,
     mut reader: io::PipeReader,
     watch_exit: WatchExit,
     timeout: Option<Duration>,
@@ -310,8 +303,8 @@ fn watch(
 ) -> io::Result<(std::process::ExitStatus, bool)> {
     let Pump { log, buf, mut live } = pump;
     let mut shown = (0u64, Instant::now());
-    let pid = Pid::from_child(&child);
-    let exit_watch = watch_exit(&child).ok();
+    let pid = child.pid();
+    let exit_watch = watch_exit(pid).ok();
     let started = Instant::now();
     let deadline = timeout.map(|t| started + t);
     let mut kill_at: Option<Instant> = None;
@@ -476,7 +469,7 @@ mod tests {
         let ways: [(&str, WatchExit); 3] = [
             ("best", ExitWatch::new),
             ("thread", ExitWatch::portable),
-            ("polling", |_| Err(io::Error::other("no exit watch"))),
+            ("polling", |_: Pid| Err(io::Error::other("no exit watch"))),
         ];
         for (way, watch_exit) in ways {
             let dir = tempfile::tempdir()?;

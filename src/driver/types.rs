@@ -68,6 +68,9 @@ pub struct ClaimParams<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct FinishParams<'a> {
     pub id: &'a str,
+    /// The job's definition, as its claim returned it (a running job's
+    /// definition never changes): its record follows the job.
+    pub definition: Option<&'a str>,
     pub run: u32,
     pub runner: i64,
     pub outcome: AttemptOutcome,

@@ -45,6 +45,7 @@ impl Ended {
     ) -> FinishParams<'a> {
         FinishParams {
             id: &job.id,
+            definition: job.definition.as_deref(),
             run: job.run,
             runner,
             outcome: self.outcome,

@@ -4,7 +4,7 @@
 //!
 //! An [`ExitWatch`] becomes readable when its child has exited. It never
 //! reaps the child: the child stays a zombie until its owner collects the
-//! status with [`Child::wait`] or [`Child::try_wait`], so the exit code
+//! status ([`crate::sys::spawn::Process::try_wait`]), so the exit code
 //! and the moment the pid may be reused remain the owner's.
 //!
 //! - **pidfd** (Linux): `pidfd_open` gives a descriptor the kernel makes
@@ -21,7 +21,6 @@
 
 use std::io::{self, PipeReader, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::process::Child;
 use std::sync::Arc;
 
 use rustix::io::Errno;
@@ -44,26 +43,25 @@ enum Source {
 }
 
 impl ExitWatch {
-    /// Watches `child` with the best mechanism available: a pidfd on
+    /// Watches child `pid` with the best mechanism available: a pidfd on
     /// Linux, else a waiting thread. Fails only where neither works.
-    pub fn new(child: &Child) -> io::Result<ExitWatch> {
+    pub fn new(pid: Pid) -> io::Result<ExitWatch> {
         #[cfg(target_os = "linux")]
         {
             use rustix::process::{PidfdFlags, pidfd_open};
-            if let Ok(fd) = pidfd_open(Pid::from_child(child), PidfdFlags::empty()) {
+            if let Ok(fd) = pidfd_open(pid, PidfdFlags::empty()) {
                 return Ok(ExitWatch {
                     source: Source::Pidfd(fd),
                 });
             }
         }
-        ExitWatch::portable(child)
+        ExitWatch::portable(pid)
     }
 
-    /// Watches `child` with a waiting thread: what systems without pidfds
+    /// Watches child `pid` with a waiting thread: what systems without pidfds
     /// get, and what tests use to run that path on Linux. Fails where the
     /// system cannot wait without reaping, or `child` was already reaped.
-    pub fn portable(child: &Child) -> io::Result<ExitWatch> {
-        let pid = Pid::from_child(child);
+    pub fn portable(pid: Pid) -> io::Result<ExitWatch> {
         // Try the call once without blocking: if it fails now it would fail
         // in the thread, whose pipe would then say "exited" at once and
         // keep the caller's poll spinning until the real exit.
@@ -78,7 +76,7 @@ impl ExitWatch {
         let reader = Arc::new(reader);
         let keep_open = Arc::clone(&reader);
         std::thread::Builder::new()
-            .name(format!("exit-wait-{}", child.id()))
+            .name(format!("exit-wait-{}", pid.as_raw_pid()))
             .spawn(move || {
                 wait_without_reaping(pid);
                 // A full pipe or any other failure: the watch cannot say
@@ -161,12 +159,12 @@ mod tests {
 
     /// Readable after the exit, not before; the child still reaped by
     /// its owner with its own exit code.
-    fn exit_is_seen(watch: fn(&Child) -> io::Result<ExitWatch>, backend: &str) -> io::Result<()> {
+    fn exit_is_seen(watch: fn(Pid) -> io::Result<ExitWatch>, backend: &str) -> io::Result<()> {
         let _own = own_child();
         let mut child = Command::new("sh")
             .args(["-c", "sleep 0.5; exit 7"])
             .spawn()?;
-        let watch = watch(&child)?;
+        let watch = watch(Pid::from_child(&child))?;
         assert_eq!(watch.backend(), backend);
         assert!(
             !readable(&watch, Duration::ZERO),
@@ -196,7 +194,7 @@ mod tests {
         for watch in [ExitWatch::new, ExitWatch::portable] {
             let mut child = Command::new("sh").args(["-c", "exit 7"]).spawn()?;
             // Zombie by now or soon: either way the watch must fire.
-            let watch = watch(&child)?;
+            let watch = watch(Pid::from_child(&child))?;
             assert!(readable(&watch, Duration::from_secs(5)));
             assert_eq!(child.wait()?.code(), Some(7));
         }
@@ -208,7 +206,7 @@ mod tests {
         let _own = own_child();
         let mut child = Command::new("true").spawn()?;
         child.wait()?;
-        assert!(ExitWatch::portable(&child).is_err());
+        assert!(ExitWatch::portable(Pid::from_child(&child)).is_err());
         Ok(())
     }
 
@@ -216,7 +214,7 @@ mod tests {
     fn a_child_reaped_first_still_ends_the_wait() -> io::Result<()> {
         let _own = own_child();
         let mut child = Command::new("sh").args(["-c", "exit 3"]).spawn()?;
-        let watch = ExitWatch::portable(&child)?;
+        let watch = ExitWatch::portable(Pid::from_child(&child))?;
         assert_eq!(child.wait()?.code(), Some(3));
         assert!(readable(&watch, Duration::from_secs(5)));
         Ok(())

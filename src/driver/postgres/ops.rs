@@ -340,7 +340,7 @@ impl Workers for PgOps<'_> {
         self.conn
             .rows(
                 "SELECT id FROM queuectl_jobs WHERE runner = $1 AND state = 'processing' \
-                 AND cancel_requested",
+                 AND cancel_requested ORDER BY id",
                 &[&runner],
             )?
             .iter()

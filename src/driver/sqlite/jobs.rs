@@ -311,7 +311,8 @@ impl Jobs for SqliteOps<'_> {
             // not a scan of every finished job.
             "SELECT state, finished_at / 60000 AS minute, COUNT(*) AS n \
              FROM jobs INDEXED BY jobs_finished \
-             WHERE state IN ('completed', 'dead', 'cancelled') AND state <> 'cancelled' \
+             WHERE (state = 'completed' OR state = 'dead' OR state = 'cancelled') \
+             AND state <> 'cancelled' \
              AND finished_at >= ?1 \
              GROUP BY state, minute ORDER BY minute, state",
         )?;
@@ -483,31 +484,53 @@ const CLAIMABLE: &str = "c.state IN ('pending', 'failed') AND c.blocked = 0 AND 
     AND (c.exclusive IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r INDEXED BY jobs_exclusive \
     WHERE r.exclusive = c.exclusive AND r.state = 'processing'))";
 
-/// Moves the job `?4` names (an id, or a subquery choosing one) to
-/// `processing` for runner `?1`, if the runner is still registered.
-const CLAIM_UPDATE: &str = "UPDATE jobs SET state = 'processing', attempts = attempts + 1, \
+/// Moves the job whose rowid is `?4` to `processing` for runner `?1`, if
+/// it still waits and the runner is still registered. The job's row was
+/// read by the claim's pick (see [`ClaimSql::pick`]) in the same
+/// transaction; a `RETURNING` clause would cost an ephemeral table.
+const CLAIM_UPDATE: &str = "UPDATE OR FAIL jobs SET state = 'processing', attempts = attempts + 1, \
     runs = runs + 1, runner = ?1, lease_until = ?2, started_at = ?3, updated_at = ?3, \
-    exit_code = NULL WHERE state IN ('pending', 'failed') \
-    AND EXISTS (SELECT 1 FROM workers w WHERE w.id = ?1) AND id = ";
+    exit_code = NULL WHERE rowid = ?4 AND state IN ('pending', 'failed') \
+    AND EXISTS (SELECT 1 FROM workers w WHERE w.id = ?1)";
+
+/// [`CLAIMED_COLUMNS`] with `attempts` and `runs` as [`CLAIM_UPDATE`]
+/// leaves them: what a claim's pick reads before the update.
+fn picked_columns() -> String {
+    let columns = CLAIMED_COLUMNS.replacen("attempts, runs", "attempts + 1, runs + 1", 1);
+    debug_assert_ne!(
+        columns, CLAIMED_COLUMNS,
+        "the claimed shape lists attempts, runs"
+    );
+    columns
+}
 
 /// The statements of a claim, by the shape of its queue filter: built
 /// once, not at each claim.
 struct ClaimSql {
     /// The best claimable job's id (`?4`: the filter's value, if any).
     best: String,
-    /// The claim of that job, in one statement.
-    claim: String,
+    /// The best claimable job as its claim returns it ([`rows::claimed`]:
+    /// `attempts` and `runs` as [`CLAIM_UPDATE`] leaves them), then its
+    /// rowid.
+    pick: String,
 }
 
 fn claim_sql(filter: &QueueFilter) -> &'static ClaimSql {
     use std::sync::LazyLock;
     fn build(filter: &str, index: &str) -> ClaimSql {
-        let best = format!(
-            "SELECT c.id FROM jobs c INDEXED BY {index} WHERE {CLAIMABLE} AND {filter} \
+        let from = format!(
+            "FROM jobs c INDEXED BY {index} WHERE {CLAIMABLE} AND {filter} \
              ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1"
         );
-        let claim = format!("{CLAIM_UPDATE}({best}) RETURNING {CLAIMED_COLUMNS}");
-        ClaimSql { best, claim }
+        let columns = picked_columns();
+        assert_ne!(
+            columns, CLAIMED_COLUMNS,
+            "the claimed shape lists attempts, runs"
+        );
+        ClaimSql {
+            best: format!("SELECT c.id {from}"),
+            pick: format!("SELECT {columns}, c.rowid {from}"),
+        }
     }
     static ANY: LazyLock<ClaimSql> = LazyLock::new(|| build("1 = 1", "jobs_ready"));
     static ONE: LazyLock<ClaimSql> = LazyLock::new(|| build("c.queue = ?4", "jobs_ready_by_queue"));
@@ -545,41 +568,54 @@ fn filter_value(filter: &QueueFilter) -> Option<String> {
 /// one (left to itself the planner takes the state index and sorts every
 /// waiting job on each claim).
 fn claim_one(conn: &Connection, params: &ClaimParams<'_>) -> Result<Option<Claimed>> {
-    let claimed = if params.exclude.is_empty() {
+    let picked: Option<(Claimed, i64)> = if params.exclude.is_empty() {
         let value = filter_value(params.queues);
         let mut args: Vec<&dyn ToSql> = vec![&params.runner, &params.lease_until, &params.now];
         if let Some(value) = &value {
             args.push(value);
         }
-        conn.prepare_cached(&claim_sql(params.queues).claim)?
-            .query_row(args.as_slice(), rows::claimed)
+        conn.prepare_cached(&claim_sql(params.queues).pick)?
+            .query_row(args.as_slice(), |row| {
+                Ok((rows::claimed(row)?, row.get("rowid")?))
+            })
             .optional()?
     } else {
         match best_of_queues(conn, params)? {
             Some(id) => {
                 static BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-                    format!("{CLAIM_UPDATE}?4 RETURNING {CLAIMED_COLUMNS}")
+                    format!("SELECT {}, rowid FROM jobs WHERE id = ?1", picked_columns())
                 });
                 conn.prepare_cached(&BY_ID)?
-                    .query_row(
-                        params![params.runner, params.lease_until, params.now, id],
-                        rows::claimed,
-                    )
+                    .query_row([id], |row| Ok((rows::claimed(row)?, row.get("rowid")?)))
                     .optional()?
             }
             None => None,
         }
     };
-    if let Some(job) = &claimed {
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO attempts (job_id, run, runner, started_at) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![job.id, job.run, params.runner, params.now])?;
-        if job.definition.is_some() {
-            follow(conn, &job.id)?;
-        }
+    let Some((job, rowid)) = picked else {
+        return Ok(None);
+    };
+    let moved = conn.prepare_cached(CLAIM_UPDATE)?.execute(params![
+        params.runner,
+        params.lease_until,
+        params.now,
+        rowid
+    ])?;
+    if moved == 0 {
+        // The runner is no longer registered (declared dead meanwhile).
+        return Ok(None);
     }
-    Ok(claimed)
+    conn.prepare_cached(
+        "INSERT INTO attempts (job_id, run, runner, started_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (job_id, run) DO UPDATE SET runner = excluded.runner, \
+         started_at = excluded.started_at, finished_at = NULL, exit_code = NULL, \
+         outcome = NULL, error = NULL, output_bytes = 0",
+    )?
+    .execute(params![job.id, job.run, params.runner, params.now])?;
+    if job.definition.is_some() {
+        follow(conn, &job.id)?;
+    }
+    Ok(Some(job))
 }
 
 /// The best claimable job of the filter's queues, skipping excluded ones.
@@ -655,35 +691,32 @@ fn waiting_queues(conn: &Connection) -> Result<Vec<String>> {
 
 /// Records one attempt's end if the job is still the runner's: the job's
 /// update is the ownership check (its runner, run and `processing`).
+/// Neither statement returns rows: a `RETURNING` clause costs SQLite an
+/// ephemeral table per statement, on the path every job takes.
 fn finish_one(conn: &Connection, finish: &FinishParams<'_>) -> Result<bool> {
     let uncount = i64::from(!finish.counts);
-    let moved: Option<Option<String>> = conn
+    let moved = conn
         .prepare_cached(
-            "UPDATE jobs SET state = ?4, exit_code = ?5, last_error = ?6, \
+            "UPDATE OR FAIL jobs SET state = ?4, exit_code = ?5, last_error = ?6, \
              run_at = COALESCE(?7, run_at), finished_at = ?8, attempts = attempts - ?9, \
              runner = NULL, lease_until = NULL, cancel_requested = 0, updated_at = ?10 \
-             WHERE id = ?1 AND runner = ?2 AND runs = ?3 AND state = 'processing' \
-             RETURNING definition",
+             WHERE id = ?1 AND runner = ?2 AND runs = ?3 AND state = 'processing'",
         )?
-        .query_row(
-            params![
-                finish.id,
-                finish.runner,
-                finish.run,
-                finish.state.as_str(),
-                finish.exit_code,
-                finish.error,
-                finish.run_at,
-                finish.finished_at,
-                uncount,
-                finish.now,
-            ],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let Some(definition) = moved else {
+        .execute(params![
+            finish.id,
+            finish.runner,
+            finish.run,
+            finish.state.as_str(),
+            finish.exit_code,
+            finish.error,
+            finish.run_at,
+            finish.finished_at,
+            uncount,
+            finish.now,
+        ])?;
+    if moved == 0 {
         return Ok(false);
-    };
+    }
     conn.prepare_cached(
         "UPDATE attempts SET finished_at = ?3, exit_code = ?4, outcome = ?5, error = ?6, \
          output_bytes = ?7 WHERE job_id = ?1 AND run = ?2 AND outcome IS NULL",
@@ -697,7 +730,7 @@ fn finish_one(conn: &Connection, finish: &FinishParams<'_>) -> Result<bool> {
         finish.error,
         finish.output_bytes,
     ])?;
-    if definition.is_some() {
+    if finish.definition.is_some() {
         follow(conn, finish.id)?;
     }
     Ok(true)

@@ -258,6 +258,41 @@ pub const MIGRATIONS: &[&str] = &[
         since INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 10: fewer pages written per job (issue 13). `jobs_finished` said
+    // `state IN` three values: SQLite builds an ephemeral table to test
+    // that list for the old row and the new one on every update of a
+    // job's state; the same condition as `OR`s is two comparisons.
+    // `jobs_by_runner` goes: the few running jobs are a range of
+    // `jobs_by_state`, and every claim and finish wrote a page of it.
+    // The count of a job's new state is made by an insert of a missing
+    // row and an update, not an upsert: an upsert into a WITHOUT ROWID
+    // table makes SQLite keep a statement journal (a copy of every page
+    // the statement touches) for the update that fires it; the claim's
+    // and the finish's updates (`UPDATE OR FAIL`) then need none.
+    r#"
+    DROP TRIGGER jobs_counted_moved;
+    CREATE TRIGGER jobs_counted_moved AFTER UPDATE OF queue, state, exit_code ON jobs
+    WHEN OLD.queue IS NOT NEW.queue OR OLD.state IS NOT NEW.state
+        OR (NEW.state = 'dead' AND OLD.exit_code IS NOT NEW.exit_code)
+    BEGIN
+        UPDATE job_counts SET n = n - 1
+        WHERE queue = OLD.queue AND state = OLD.state
+          AND code = CASE WHEN OLD.state = 'dead' THEN COALESCE(OLD.exit_code, -1) ELSE 0 END;
+        INSERT INTO job_counts (queue, state, code, n)
+        SELECT NEW.queue, NEW.state,
+               CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END, 0
+        WHERE NOT EXISTS (SELECT 1 FROM job_counts
+            WHERE queue = NEW.queue AND state = NEW.state
+              AND code = CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END);
+        UPDATE job_counts SET n = n + 1
+        WHERE queue = NEW.queue AND state = NEW.state
+          AND code = CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END;
+    END;
+    DROP INDEX jobs_by_runner;
+    DROP INDEX jobs_finished;
+    CREATE INDEX jobs_finished ON jobs (state, finished_at)
+        WHERE state = 'completed' OR state = 'dead' OR state = 'cancelled';
+    "#,
 ];
 
 /// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it
@@ -268,3 +303,116 @@ pub const APPLICATION_ID: i32 = 0x7163_746c;
 /// without `application_id` (made before version 5) is queuectl's if it
 /// holds them.
 pub const LEGACY_TABLES: [&str; 3] = ["attempts", "jobs", "workers"];
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+    use rusqlite::Connection;
+
+    fn counts(conn: &Connection, sql: &str) -> Vec<(String, String, i64, i64)> {
+        let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        stmt.query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .and_then(|rows| rows.collect())
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// `job_counts` as the triggers keep it, against a count of the jobs.
+    fn kept_and_counted(conn: &Connection) -> [Vec<(String, String, i64, i64)>; 2] {
+        [
+            counts(
+                conn,
+                "SELECT queue, state, code, n FROM job_counts WHERE n > 0 ORDER BY 1, 2, 3",
+            ),
+            counts(
+                conn,
+                "SELECT queue, state, CASE WHEN state = 'dead' THEN COALESCE(exit_code, -1) \
+                 ELSE 0 END AS code, COUNT(*) FROM jobs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            ),
+        ]
+    }
+
+    /// A database made at schema 9, with jobs in it, migrated to 10: the
+    /// counts stay right through every kind of move (to a count that
+    /// exists and to one that does not yet), the chart's query still
+    /// reads `jobs_finished`, and `jobs_by_runner` is gone.
+    #[test]
+    fn migration_10_keeps_the_counts_and_the_finished_index() {
+        let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        for sql in &MIGRATIONS[..9] {
+            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let insert = |id: &str, queue: &str, state: &str, code: Option<i64>| {
+            conn.execute(
+                "INSERT INTO jobs (id, command, origin, queue, state, max_retries, backoff_base, \
+                 run_at, created_at, updated_at, exit_code, finished_at) \
+                 VALUES (?1, 'true', 'cli', ?2, ?3, 3, 2.0, 0, 0, 0, ?4, 5)",
+                rusqlite::params![id, queue, state, code],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        };
+        insert("a", "default", "pending", None);
+        insert("b", "default", "processing", None);
+        insert("c", "default", "dead", Some(2));
+        insert("d", "deploy", "completed", Some(0));
+        conn.execute_batch(MIGRATIONS[9])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let [kept, counted] = kept_and_counted(&conn);
+        assert_eq!(kept, counted, "as migrated");
+
+        for (sql, what) in [
+            (
+                "UPDATE OR FAIL jobs SET state = 'processing' WHERE id = 'a'",
+                "a claim",
+            ),
+            (
+                "UPDATE OR FAIL jobs SET state = 'completed', exit_code = 0 WHERE id = 'b'",
+                "a finish",
+            ),
+            (
+                "UPDATE jobs SET state = 'dead', exit_code = 9 WHERE id = 'a'",
+                "a death with a new exit code",
+            ),
+            (
+                "UPDATE jobs SET exit_code = 2 WHERE id = 'a'",
+                "a dead job's code",
+            ),
+            (
+                "UPDATE jobs SET queue = 'other' WHERE id = 'd'",
+                "a new queue",
+            ),
+            ("DELETE FROM jobs WHERE id = 'c'", "a delete"),
+        ] {
+            conn.execute(sql, [])
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let [kept, counted] = kept_and_counted(&conn);
+            assert_eq!(kept, counted, "after {what}");
+        }
+
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT state, finished_at / 60000 AS minute, COUNT(*) \
+                 FROM jobs INDEXED BY jobs_finished \
+                 WHERE (state = 'completed' OR state = 'dead' OR state = 'cancelled') \
+                 AND state <> 'cancelled' AND finished_at >= 0 GROUP BY state, minute",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |row| row.get::<_, String>(3))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            plan.iter().any(|step| step.contains("jobs_finished")),
+            "{plan:?}"
+        );
+        let runner_index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_by_runner'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(runner_index, 0);
+    }
+}

@@ -463,6 +463,7 @@ pub(super) fn finish_checks_ownership(q: &mut Queue) -> Result<()> {
     claim_only(e, 1, "a")?;
     let end = |id: &'static str, runner: i64, run: u32| FinishParams {
         id,
+        definition: None,
         run,
         runner,
         outcome: AttemptOutcome::Completed,
