@@ -14,9 +14,9 @@
 //! process group, stdin from `/dev/null`, stdout and stderr to the given
 //! pipe, SIGPIPE back to its default (Rust ignores it), no signal
 //! blocked. Where this way cannot say the same (a working directory
-//! other than the worker's, a NUL byte, a platform without
-//! `posix_spawn`), the job starts through `std`, and is waited for the
-//! same way.
+//! other than the worker's, a shell not found by its full path, a NUL
+//! byte, a platform without `posix_spawn`), the job starts through
+//! `std`, and is waited for the same way.
 
 use std::ffi::{CString, OsStr};
 use std::io;
@@ -196,6 +196,11 @@ mod fast {
     /// through `std` (see the module's documentation).
     pub(super) fn start(shell: &Shell<'_>) -> Option<io::Result<Process>> {
         let worker = worker();
+        // `posix_spawn` takes a path as it is; std searches `PATH` for a
+        // bare name.
+        if !shell.shell.is_absolute() {
+            return None;
+        }
         if let Some(cwd) = shell.cwd
             && std::env::current_dir().ok().as_deref() != Some(cwd)
         {
