@@ -25,20 +25,34 @@ fn back_to_job(id: &str) -> Page {
     Ok(Redirect::to(&format!("/jobs/{}", urlencode(id))).into_response())
 }
 
+/// `act` on the job `arg` names, then back to its page.
+async fn on_job(
+    ui: Shared,
+    arg: String,
+    fields: HashMap<String, String>,
+    act: fn(&mut crate::engine::Engine, &str) -> crate::error::Result<()>,
+) -> Page {
+    check_csrf(&ui, fields.get("csrf"))?;
+    let id = with_engine(&ui, true, move |_, engine| {
+        let id = engine.resolve_job(&arg)?;
+        act(engine, &id)?;
+        Ok(id)
+    })
+    .await?;
+    back_to_job(&id)
+}
+
 /// `dlq retry ID`.
 pub(crate) async fn retry(
     State(ui): State<Shared>,
     Path(arg): Path<String>,
     Form(f): Fields,
 ) -> Page {
-    check_csrf(&ui, f.get("csrf"))?;
-    let id = with_engine(&ui, true, move |_, engine| {
-        let id = engine.resolve_job(&arg)?;
-        engine.dlq_retry(std::slice::from_ref(&id), false, now_ms())?;
-        Ok(id)
+    on_job(ui, arg, f, |engine, id| {
+        engine.dlq_retry(&[id.to_string()], false, now_ms())?;
+        Ok(())
     })
-    .await?;
-    back_to_job(&id)
+    .await
 }
 
 /// `cancel ID`.
@@ -47,14 +61,11 @@ pub(crate) async fn cancel(
     Path(arg): Path<String>,
     Form(f): Fields,
 ) -> Page {
-    check_csrf(&ui, f.get("csrf"))?;
-    let id = with_engine(&ui, true, move |_, engine| {
-        let id = engine.resolve_job(&arg)?;
-        engine.cancel(&id, now_ms())?;
-        Ok(id)
+    on_job(ui, arg, f, |engine, id| {
+        engine.cancel(id, now_ms())?;
+        Ok(())
     })
-    .await?;
-    back_to_job(&id)
+    .await
 }
 
 /// `dlq remove ID` (and its logs); back to the DLQ, as the job is gone.
