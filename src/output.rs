@@ -380,6 +380,17 @@ pub fn json_string<S: serde::Serializer, T: std::fmt::Display>(
     serializer.collect_str(value)
 }
 
+/// serde: [`json_string`] of a value that may be absent (`null`).
+pub fn json_string_option<S: serde::Serializer, T: std::fmt::Display>(
+    value: &Option<T>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.collect_str(value),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// serde: a time kept as milliseconds since the epoch, written in JSON
 /// as RFC 3339 in UTC (`2026-11-23T09:30:00.250Z`).
 pub mod json_time {

@@ -30,6 +30,16 @@ pub struct ScheduleView {
     /// The last tick handled by a `run`.
     #[serde(rename = "last_tick_at", with = "crate::output::json_time::option")]
     pub last_tick: Option<i64>,
+    /// Ticks that fell while no `run` was looking, since the expression
+    /// was last set: those a `run` handled (by its `missed` policy) and
+    /// those that fell since the last look, if none looks now.
+    pub missed_ticks: u64,
+    /// The latest of them.
+    #[serde(
+        rename = "last_missed_tick_at",
+        with = "crate::output::json_time::option"
+    )]
+    pub last_missed_tick: Option<i64>,
 }
 
 /// A queue as `queue list` and `status` show it.
@@ -101,6 +111,26 @@ pub fn schedules(jobfile: Option<&Jobfile>, engine: &mut Engine) -> Result<Vec<S
         };
         let zone = cron::time_zone(schedule.timezone.as_deref());
         let next = cron::next_tick(&cron, &zone, now).map(|t| t.as_millisecond());
+        let zone_name = schedule.timezone.as_deref().unwrap_or("local");
+        let stored = engine.schedule(&def.name)?;
+        let (missed_ticks, last_missed_tick) = match &stored {
+            Some(s) if s.expression == schedule.expression && s.timezone == zone_name => {
+                // What a `run` starting now would find missed.
+                let since = cron::decide(
+                    &cron,
+                    &zone,
+                    Some((s.last_tick, s.checked_at)),
+                    true,
+                    schedule.missed,
+                    now.as_millisecond(),
+                );
+                match since.missed {
+                    0 => (s.missed, s.missed_at),
+                    n => (s.missed.saturating_add(n), Some(since.last_tick)),
+                }
+            }
+            _ => (0, None),
+        };
         views.push(ScheduleView {
             definition: def.name.clone(),
             schedule: schedule.expression.clone(),
@@ -108,7 +138,9 @@ pub fn schedules(jobfile: Option<&Jobfile>, engine: &mut Engine) -> Result<Vec<S
             description: cron::describe(&cron),
             next_tick: next,
             next_tick_local: next.map(crate::clock::local),
-            last_tick: engine.schedule(&def.name)?.map(|s| s.last_tick),
+            last_tick: stored.map(|s| s.last_tick),
+            missed_ticks,
+            last_missed_tick,
         });
     }
     Ok(views)
@@ -122,8 +154,17 @@ pub fn render_schedules(views: &[ScheduleView], now: i64) -> String {
             (Some(local), Some(at)) => format!("next {local} ({})", relative(at, now)),
             _ => "no next tick".into(),
         };
+        let missed = match (s.missed_ticks, s.last_missed_tick) {
+            (0, _) => String::new(),
+            (n, Some(at)) => format!(
+                "  missed {n} tick{} (latest {})",
+                if n == 1 { "" } else { "s" },
+                crate::clock::local(at)
+            ),
+            (n, None) => format!("  missed {n} tick{}", if n == 1 { "" } else { "s" }),
+        };
         text.push_str(&format!(
-            "  {}  `{}` ({})  {next}  {}\n",
+            "  {}  `{}` ({})  {next}  {}{missed}\n",
             s.definition, s.schedule, s.timezone, s.description
         ));
     }

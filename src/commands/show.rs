@@ -185,6 +185,11 @@ fn render(context: &Context, shown: &Shown) -> String {
                     cell(a.outcome.map_or("-", |o| o.as_str())),
                     cell(a.exit_code.map_or("-".into(), |c| c.to_string())),
                     cell(a.output_bytes.to_string()),
+                    cell(match (a.worker, &a.host) {
+                        (Some(worker), Some(host)) => format!("{worker}@{host}"),
+                        (Some(worker), None) => worker.to_string(),
+                        (None, _) => "-".into(),
+                    }),
                     cell(a.error.clone().unwrap_or_default()),
                 ]
             })
@@ -192,7 +197,7 @@ fn render(context: &Context, shown: &Shown) -> String {
         text.push_str(&table(
             painter,
             &[
-                "RUN", "STARTED", "TOOK", "OUTCOME", "EXIT", "OUTPUT", "ERROR",
+                "RUN", "STARTED", "TOOK", "OUTCOME", "EXIT", "OUTPUT", "WORKER", "ERROR",
             ],
             &rows,
         ));

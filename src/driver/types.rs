@@ -219,12 +219,22 @@ pub struct JobFilter {
     pub limit: u32,
 }
 
-/// Jobs that finished in one minute, by how they ended.
+/// What a minute of the dashboard's chart counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tally {
+    /// Jobs that completed in that minute.
+    Completed,
+    /// Attempts that failed, timed out or were lost in that minute,
+    /// whether their job was retried or went dead.
+    Failed,
+}
+
+/// Jobs completed, or attempts failed, in one minute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MinuteCount {
     /// The minute (ms since the epoch / 60,000).
     pub minute: i64,
-    pub state: JobState,
+    pub tally: Tally,
     pub count: u64,
 }
 
@@ -266,6 +276,13 @@ pub struct ScheduleRow {
     /// When a scheduler last looked at it (ms): ticks after a long silence
     /// were missed.
     pub checked_at: i64,
+    /// Read: the ticks it missed in all (they fell while no scheduler
+    /// looked) since its expression was last set. Recorded: the ticks
+    /// missed since the last look, added to that count (which starts
+    /// again from these when the expression or the zone changed).
+    pub missed: u64,
+    /// The latest missed tick (ms); recorded: `None` keeps the stored one.
+    pub missed_at: Option<i64>,
 }
 
 /// How a worker was asked to stop.

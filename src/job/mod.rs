@@ -350,6 +350,12 @@ pub struct Attempt {
     pub outcome: Option<AttemptOutcome>,
     pub error: Option<String>,
     pub output_bytes: u64,
+    /// The id of the worker process that ran it (`worker list`): random
+    /// 64 bits, a string in JSON.
+    #[serde(serialize_with = "crate::output::json_string_option")]
+    pub worker: Option<i64>,
+    /// The host that worker ran on (kept when the worker is gone).
+    pub host: Option<String>,
 }
 
 #[cfg(test)]

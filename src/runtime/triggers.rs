@@ -105,6 +105,8 @@ impl Scheduler {
                 timezone: entry.zone_name.clone(),
                 last_tick: decision.last_tick,
                 checked_at: now,
+                missed: decision.missed,
+                missed_at: (decision.missed > 0).then_some(decision.last_tick),
             };
             let outcome =
                 engine.schedule_tick(&entry.def.name, &row, job.as_ref(), schedule.overlap, now)?;

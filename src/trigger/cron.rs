@@ -115,6 +115,9 @@ pub struct Decision {
     pub enqueue: Option<Due>,
     /// The last tick handled, to store.
     pub last_tick: i64,
+    /// How many of the ticks since the last one handled fell while no
+    /// scheduler was looking (whether or not one gets a catch-up run).
+    pub missed: u64,
 }
 
 /// A tick is missed when no scheduler looked within this long before it.
@@ -138,15 +141,20 @@ pub fn decide(
         return Decision {
             enqueue: None,
             last_tick: now,
+            missed: 0,
         };
     };
     let mut latest = None;
+    let mut count = 0u64;
     let mut cursor = Timestamp::from_millisecond(last_tick).unwrap_or(Timestamp::UNIX_EPOCH);
     // Bounded: a schedule every second, off for a day, is 86,400 steps.
     for _ in 0..200_000 {
         match next_tick(cron, zone, cursor) {
             Some(tick) if tick.as_millisecond() <= now => {
                 latest = Some(tick.as_millisecond());
+                if tick.as_millisecond().saturating_sub(checked_at) > MISS_GAP {
+                    count += 1;
+                }
                 cursor = tick;
             }
             _ => break,
@@ -156,6 +164,7 @@ pub fn decide(
         return Decision {
             enqueue: None,
             last_tick,
+            missed: 0,
         };
     };
     let was_missed = tick - checked_at > MISS_GAP;
@@ -169,6 +178,7 @@ pub fn decide(
     Decision {
         enqueue,
         last_tick: tick,
+        missed: count,
     }
 }
 
@@ -324,7 +334,8 @@ mod tests {
         let utc = TimeZone::UTC;
         let at = |t: &str| ms(&format!("2026-01-01T{t}Z"));
         let table = [
-            // (what, stored (last_tick, checked_at), same, missed, now, expected)
+            // (what, stored (last_tick, checked_at), same, missed, now, expected,
+            // last tick, ticks missed)
             (
                 "first sight starts from now",
                 None,
@@ -333,6 +344,7 @@ mod tests {
                 at("10:30:00"),
                 None,
                 at("10:30:00"),
+                0,
             ),
             (
                 "changed expression starts from now",
@@ -342,6 +354,7 @@ mod tests {
                 at("10:30:00"),
                 None,
                 at("10:30:00"),
+                0,
             ),
             (
                 "nothing due",
@@ -351,6 +364,7 @@ mod tests {
                 at("10:30:00"),
                 None,
                 at("10:00:00"),
+                0,
             ),
             (
                 "a live tick",
@@ -360,6 +374,7 @@ mod tests {
                 at("11:00:00"),
                 Some((at("11:00:00"), false)),
                 at("11:00:00"),
+                0,
             ),
             (
                 "missed ticks: run once, the latest",
@@ -369,6 +384,7 @@ mod tests {
                 at("10:30:00"),
                 Some((at("10:00:00"), true)),
                 at("10:00:00"),
+                3,
             ),
             (
                 "missed ticks: skip",
@@ -378,6 +394,7 @@ mod tests {
                 at("10:30:00"),
                 None,
                 at("10:00:00"),
+                3,
             ),
             (
                 "live even if late by a few seconds",
@@ -387,15 +404,17 @@ mod tests {
                 at("11:00:04"),
                 Some((at("11:00:00"), false)),
                 at("11:00:00"),
+                0,
             ),
         ];
-        for (what, stored, same, missed, now, enqueue, last_tick) in table {
+        for (what, stored, same, missed, now, enqueue, last_tick, count) in table {
             let decision = decide(&cron, &utc, stored, same, missed, now);
             assert_eq!(
                 decision,
                 Decision {
                     enqueue: enqueue.map(|(tick, missed)| Due { tick, missed }),
-                    last_tick
+                    last_tick,
+                    missed: count,
                 },
                 "{what}"
             );

@@ -1,9 +1,9 @@
-//! The overview's throughput chart: jobs completed and jobs dead per
-//! minute over the last hour, as an SVG drawn on the server. Pure: counts
+//! The overview's throughput chart: jobs completed and attempts failed
+//! per minute over the last hour (a job retried twice before it succeeds
+//! shows two failures and one completion), as an SVG drawn on the server. Pure: counts
 //! in, markup out; it holds only numbers, nothing to escape.
 
-use crate::driver::MinuteCount;
-use crate::job::JobState;
+use crate::driver::{MinuteCount, Tally};
 
 /// Minutes the chart spans.
 pub const MINUTES: usize = 60;
@@ -47,7 +47,7 @@ impl Minutes {
     }
 }
 
-/// Per minute of the last hour, oldest first: (completed, dead). The last
+/// Per minute of the last hour, oldest first: (completed, failed). The last
 /// bucket is `now`'s minute.
 pub fn buckets(counts: &[MinuteCount], now_ms: i64) -> Vec<(u64, u64)> {
     let last = now_ms.div_euclid(60_000);
@@ -58,32 +58,32 @@ pub fn buckets(counts: &[MinuteCount], now_ms: i64) -> Vec<(u64, u64)> {
             continue;
         }
         let slot = &mut buckets[(c.minute - first) as usize];
-        match c.state {
-            JobState::Completed => slot.0 += c.count,
-            JobState::Dead => slot.1 += c.count,
-            _ => {}
+        match c.tally {
+            Tally::Completed => slot.0 += c.count,
+            Tally::Failed => slot.1 += c.count,
         }
     }
     buckets
 }
 
-/// The chart: a bar per minute, completed (green) under dead (red).
+/// The chart: a bar per minute, completed jobs (green) under failed
+/// attempts (red).
 pub fn throughput_svg(counts: &[MinuteCount], now_ms: i64) -> String {
     let buckets = buckets(counts, now_ms);
     let peak = buckets.iter().map(|(c, d)| c + d).max().unwrap_or(0).max(1);
-    let (completed, dead): (u64, u64) = buckets
+    let (completed, failed): (u64, u64) = buckets
         .iter()
         .fold((0, 0), |(c, d), (bc, bd)| (c + bc, d + bd));
     let scale = |n: u64| (n as f64 / peak as f64 * HEIGHT as f64).round() as usize;
     let mut svg = format!(
         "<svg id=\"throughput\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {}\" \
          width=\"{WIDTH}\" height=\"{}\" role=\"img\" aria-label=\"jobs per minute, last hour: \
-         {completed} completed, {dead} dead\">",
+         {completed} completed, {failed} failed attempts\">",
         HEIGHT + 16,
         HEIGHT + 16
     );
     svg.push_str(&format!(
-        "<title>last hour: {completed} completed, {dead} dead; peak {peak}/min</title>\
+        "<title>last hour: {completed} completed, {failed} failed attempts; peak {peak}/min</title>\
          <line x1=\"0\" y1=\"{HEIGHT}\" x2=\"{WIDTH}\" y2=\"{HEIGHT}\" stroke=\"#999\"/>"
     ));
     for (i, (c, d)) in buckets.iter().enumerate() {
@@ -98,7 +98,7 @@ pub fn throughput_svg(counts: &[MinuteCount], now_ms: i64) -> String {
         }
         if hd > 0 {
             svg.push_str(&format!(
-                "<rect class=\"dead\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{hd}\" fill=\"#c22\"><title>{d} dead</title></rect>",
+                "<rect class=\"failed\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{hd}\" fill=\"#c22\"><title>{d} failed</title></rect>",
                 HEIGHT.saturating_sub(hc + hd),
                 BAR - 1
             ));
@@ -126,9 +126,9 @@ mod tests {
             .hour(at(100), |since| {
                 reads.push(since / 60_000);
                 Ok(vec![
-                    count(41, JobState::Completed, 7),
-                    count(99, JobState::Completed, 2),
-                    count(100, JobState::Dead, 1),
+                    count(41, Tally::Completed, 7),
+                    count(99, Tally::Completed, 2),
+                    count(100, Tally::Failed, 1),
                 ])
             })
             .expect("counts");
@@ -139,8 +139,8 @@ mod tests {
             .hour(at(101), |since| {
                 reads.push(since / 60_000);
                 Ok(vec![
-                    count(100, JobState::Dead, 3),
-                    count(101, JobState::Completed, 5),
+                    count(100, Tally::Failed, 3),
+                    count(101, Tally::Completed, 5),
                 ])
             })
             .expect("counts");
@@ -153,10 +153,10 @@ mod tests {
         assert_eq!(buckets[58], (0, 3));
     }
 
-    fn count(minute: i64, state: JobState, count: u64) -> MinuteCount {
+    fn count(minute: i64, tally: Tally, count: u64) -> MinuteCount {
         MinuteCount {
             minute,
-            state,
+            tally,
             count,
         }
     }
@@ -165,11 +165,11 @@ mod tests {
     fn minutes_fall_in_their_buckets_and_older_ones_drop() {
         let now = 1_000 * 60_000 + 30_000; // within minute 1000
         let counts = [
-            count(1000, JobState::Completed, 3),
-            count(1000, JobState::Dead, 1),
-            count(999, JobState::Completed, 2),
-            count(941, JobState::Dead, 4),
-            count(940, JobState::Completed, 9), // 60 minutes ago: outside
+            count(1000, Tally::Completed, 3),
+            count(1000, Tally::Failed, 1),
+            count(999, Tally::Completed, 2),
+            count(941, Tally::Failed, 4),
+            count(940, Tally::Completed, 9), // 60 minutes ago: outside
         ];
         let b = buckets(&counts, now);
         assert_eq!(b.len(), MINUTES);
@@ -184,9 +184,9 @@ mod tests {
         let now = 1_000 * 60_000;
         let svg = throughput_svg(
             &[
-                count(1000, JobState::Completed, 4),
-                count(999, JobState::Completed, 2),
-                count(999, JobState::Dead, 2),
+                count(1000, Tally::Completed, 4),
+                count(999, Tally::Completed, 2),
+                count(999, Tally::Failed, 2),
             ],
             now,
         );
@@ -198,10 +198,10 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("class=\"completed\" x=\"580\" y=\"60\" width=\"9\" height=\"60\""));
-        assert!(svg.contains("class=\"dead\" x=\"580\" y=\"0\" width=\"9\" height=\"60\""));
-        assert!(svg.contains("6 completed, 2 dead"));
+        assert!(svg.contains("class=\"failed\" x=\"580\" y=\"0\" width=\"9\" height=\"60\""));
+        assert!(svg.contains("6 completed, 2 failed attempts"));
         let empty = throughput_svg(&[], now);
         assert!(!empty.contains("<rect"), "no bars without jobs");
-        assert!(empty.contains("0 completed, 0 dead"));
+        assert!(empty.contains("0 completed, 0 failed attempts"));
     }
 }

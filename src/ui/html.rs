@@ -169,7 +169,7 @@ pub fn schedule_table(schedules: &[ScheduleView]) -> Markup {
         @if schedules.is_empty() { p { "no schedules" } }
         @else {
             table.schedules {
-                tr { th { "JOB" } th { "SCHEDULE" } th { "ZONE" } th { "NEXT" } th { "LAST" } }
+                tr { th { "JOB" } th { "SCHEDULE" } th { "ZONE" } th { "NEXT" } th { "LAST" } th { "MISSED" } }
                 @for s in schedules {
                     tr.schedule data-definition=(s.definition) {
                         td { (s.definition) }
@@ -177,6 +177,10 @@ pub fn schedule_table(schedules: &[ScheduleView]) -> Markup {
                         td { (s.timezone) }
                         td { @if let Some(at) = s.next_tick { (local(at)) " (" (relative(at, now)) ")" } @else { "-" } }
                         td { @if let Some(at) = s.last_tick { (local(at)) } @else { "-" } }
+                        td.missed data-missed=(s.missed_ticks) {
+                            (s.missed_ticks)
+                            @if let Some(at) = s.last_missed_tick { " (latest " (local(at)) ")" }
+                        }
                     }
                 }
             }
@@ -253,6 +257,10 @@ pub fn job_fragment(p: &JobPage, csrf: Option<&str>) -> Markup {
                     @if let Some(end) = a.finished_at { ", ended " (local(end)) }
                     @if let Some(outcome) = &a.outcome { ", " (format!("{outcome:?}").to_lowercase()) }
                     @if let Some(code) = a.exit_code { ", exit code " (code) }
+                    @if let Some(worker) = a.worker {
+                        ", on " span.worker { "worker " (worker) }
+                        @if let Some(host) = &a.host { " at " span.host { (host) } }
+                    }
                     @if let Some(error) = &a.error { " — " (error) }
                 }
                 pre.output data-attempt=(a.run) { (output) }

@@ -115,12 +115,14 @@ fn every_command_s_json_has_its_pinned_shape() {
         list(json!({
             "definition": "string", "schedule": "string", "timezone": "string",
             "description": "string", "next_tick_at": "time", "last_tick_at": "time",
+            "missed_ticks": "number", "last_missed_tick_at": "null",
         }))
     );
     let mut shown = job_shape();
     shown["attempt_history"] = json!([{
         "run": "number", "started_at": "time", "finished_at": "time",
         "exit_code": "number", "outcome": "string", "error": "null", "output_bytes": "number",
+        "worker": "string", "host": "string",
     }]);
     shown["waiting_for"] = json!([]);
     assert_eq!(shape_of(&env, &["show", &ok]), shown);

@@ -320,3 +320,80 @@ fn status_and_list_show_schedules() {
         "{views:?}"
     );
 }
+
+/// A machine off for three days: its daily schedule missed three ticks.
+/// `list --scheduled` counts them before any `run` is back (they fell
+/// since the last look), and the same after the `run` that handles them
+/// (one catch-up run); the latest is the last tick due.
+#[test]
+fn missed_ticks_are_counted_and_shown() {
+    if !require("faketime") {
+        return;
+    }
+    let lib = super::harness::libfaketime();
+    let env = Env::new();
+    // An hour of the day about 12 h from now: no tick falls during the test.
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let hour = (now.hour() + 12) % 24;
+    env.write(
+        "queuectl.toml",
+        &format!(
+            "[jobs.daily]\ncommand = \"true\"\nschedule = \"0 {hour} * * *\"\ntimezone = \"UTC\"\n"
+        ),
+    );
+    // Three days ago, a run saw the schedule (and it started from then).
+    let past = env.spawn_with(
+        &["run"],
+        &[
+            ("LD_PRELOAD", lib.to_str().unwrap_or_default()),
+            ("FAKETIME", "-3d"),
+        ],
+    );
+    wait_until("the run saw the schedule", || {
+        !env.items(&["list", "--scheduled"])[0]["last_tick_at"].is_null()
+    });
+    past.signal("TERM");
+    let _ = past.wait();
+    // The latest tick due now: today's at `hour` if it has passed, else
+    // yesterday's; three of them fell since three days ago.
+    let today = now
+        .with()
+        .hour(hour)
+        .minute(0)
+        .second(0)
+        .subsec_nanosecond(0)
+        .build()
+        .expect("a time today");
+    let latest = if today.timestamp() <= now.timestamp() {
+        today
+    } else {
+        today.yesterday().expect("yesterday")
+    }
+    .timestamp()
+    .as_millisecond();
+    let shown = |env: &Env| {
+        let views = env.items(&["list", "--scheduled"]);
+        (
+            views[0]["missed_ticks"].as_u64(),
+            views[0]["last_missed_tick_at"].as_str().map(ms),
+        )
+    };
+    assert_eq!(shown(&env), (Some(3), Some(latest)), "before a run is back");
+    env.cmd(["list", "--scheduled"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("missed 3 ticks (latest "));
+    // A run is back: one catch-up run for the three, and the count stays.
+    let back = env.spawn(&["run"]);
+    wait_until("the catch-up run completed", || {
+        env.jobs_of("daily")
+            .iter()
+            .any(|j| j["state"] == "completed")
+    });
+    back.signal("TERM");
+    let _ = back.wait();
+    let jobs = env.jobs_of("daily");
+    assert_eq!(jobs.len(), 1, "one catch-up run: {jobs:?}");
+    assert_eq!(jobs[0]["tick_at"].as_str().map(ms), Some(latest));
+    assert_eq!(shown(&env), (Some(3), Some(latest)), "after the catch-up");
+}

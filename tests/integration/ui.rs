@@ -458,3 +458,51 @@ fn watches_show_their_last_change() {
     assert!(page.contains("last change"), "{page}");
     assert!(!page.contains("no change seen yet"), "{page}");
 }
+
+/// Each attempt names the worker that ran it and that worker's host; the
+/// chart counts failed attempts (two for a job retried once), not dead
+/// jobs; a schedule shows the ticks it missed (none here).
+#[test]
+fn attempts_show_their_worker_and_the_chart_counts_failed_attempts() {
+    let env = Env::new();
+    env.write(
+        "queuectl.toml",
+        "[jobs.nightly]\ncommand = \"true\"\nschedule = \"0 2 * * *\"\n",
+    );
+    env.cmd(["apply"]).assert().success();
+    let id = env.enqueue(&["--max-retries", "1", "--", "exit 4"]);
+    env.enqueue(&["true"]);
+    // Exit 1: a job went dead.
+    env.cmd(["run", "--until-idle"]).assert().code(1);
+    assert_eq!(env.state(&id), "dead");
+    let shown = env.json(&["show", &id]);
+    let attempts = shown["attempt_history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(attempts.len(), 2, "{shown}");
+    let ui = start(&env, &[]);
+    let page = ui.get(&format!("/jobs/{id}")).body;
+    for attempt in &attempts {
+        let (Some(worker), Some(host)) = (attempt["worker"].as_str(), attempt["host"].as_str())
+        else {
+            panic!("an attempt without its worker or host: {shown}");
+        };
+        assert!(
+            page.contains(&format!(
+                ", on <span class=\"worker\">worker {worker}</span> at <span class=\"host\">{host}</span>"
+            )),
+            "{page}"
+        );
+    }
+    let overview = ui.get("/").body;
+    assert!(
+        overview.contains("last hour: 1 completed, 2 failed attempts"),
+        "{overview}"
+    );
+    let schedules = ui.get("/schedules").body;
+    assert!(
+        schedules.contains("<td class=\"missed\" data-missed=\"0\">0</td>"),
+        "{schedules}"
+    );
+}

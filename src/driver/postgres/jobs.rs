@@ -10,7 +10,7 @@ use super::rows::{self, CLAIMED_COLUMNS, JOB_COLUMNS, deps_json, to_json};
 use super::{PgConn, PgOps};
 use crate::driver::{
     ClaimParams, Counts, DlqStat, FinishParams, JobFilter, JobUpdate, Jobs, LostParams,
-    MinuteCount, Moved, Output, QueueFilter,
+    MinuteCount, Moved, Output, QueueFilter, Tally,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
@@ -226,8 +226,8 @@ impl Jobs for PgOps<'_> {
     fn attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
         self.conn
             .rows(
-                "SELECT run, started_at, finished_at, exit_code, outcome, error, output_bytes \
-                 FROM queuectl_attempts WHERE job_id = $1 ORDER BY run",
+                "SELECT run, started_at, finished_at, exit_code, outcome, error, output_bytes, \
+                 runner, host FROM queuectl_attempts WHERE job_id = $1 ORDER BY run",
                 &[&id],
             )?
             .iter()
@@ -240,6 +240,8 @@ impl Jobs for PgOps<'_> {
                     outcome: rows::outcome(row, "outcome")?,
                     error: rows::get(row, "error")?,
                     output_bytes: rows::count(row, "output_bytes")?,
+                    worker: rows::get(row, "runner")?,
+                    host: rows::get(row, "host")?,
                 })
             })
             .collect()
@@ -334,16 +336,25 @@ impl Jobs for PgOps<'_> {
     fn finished_by_minute(&mut self, since: i64) -> Result<Vec<MinuteCount>> {
         self.conn
             .rows(
-                "SELECT state, finished_at / 60000 AS minute, COUNT(*) AS n FROM queuectl_jobs \
-                 WHERE state IN ('completed', 'dead') AND finished_at >= $1 \
-                 GROUP BY state, minute ORDER BY minute, state",
+                "SELECT 0 AS failed, finished_at / 60000 AS minute, COUNT(*) AS n \
+                 FROM queuectl_jobs WHERE state = 'completed' AND finished_at >= $1 \
+                 GROUP BY minute \
+                 UNION ALL \
+                 SELECT 1, finished_at / 60000, COUNT(*) FROM queuectl_attempts \
+                 WHERE outcome IN ('failed', 'timeout', 'lost') AND finished_at >= $1 \
+                 GROUP BY 2 \
+                 ORDER BY minute, failed",
                 &[&since],
             )?
             .iter()
             .map(|row| {
                 Ok(MinuteCount {
                     minute: rows::get(row, "minute")?,
-                    state: rows::state(row, "state")?,
+                    tally: if rows::get::<i32>(row, "failed")? == 0 {
+                        Tally::Completed
+                    } else {
+                        Tally::Failed
+                    },
                     count: rows::count(row, "n")?,
                 })
             })
@@ -600,8 +611,9 @@ fn claim_one(conn: &mut PgConn, params: &ClaimParams<'_>) -> Result<Option<Claim
     };
     let job = rows::claimed(&row)?;
     conn.exec(
-        "INSERT INTO queuectl_attempts (job_id, run, runner, started_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (job_id, run) DO UPDATE SET runner = excluded.runner, \
+        "INSERT INTO queuectl_attempts (job_id, run, runner, host, started_at) \
+         VALUES ($1, $2, $3, (SELECT host FROM queuectl_workers WHERE id = $3), $4) \
+         ON CONFLICT (job_id, run) DO UPDATE SET runner = excluded.runner, host = excluded.host, \
          started_at = excluded.started_at, finished_at = NULL, exit_code = NULL, \
          outcome = NULL, error = NULL, output_bytes = 0",
         &[&job.id, &big(job.run), &params.runner, &params.now],

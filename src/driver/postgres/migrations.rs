@@ -184,4 +184,13 @@ pub const MIGRATIONS: &[&str] = &[
         since BIGINT NOT NULL
     );
     "#,
+    // 4: what the dashboard shows (SQLite's 11): each attempt's host,
+    // failed attempts by when they ended, the ticks a schedule missed.
+    r#"
+    ALTER TABLE queuectl_attempts ADD COLUMN host TEXT;
+    CREATE INDEX queuectl_attempts_failed ON queuectl_attempts (finished_at)
+        WHERE outcome IN ('failed', 'timeout', 'lost');
+    ALTER TABLE queuectl_schedules ADD COLUMN missed BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE queuectl_schedules ADD COLUMN missed_at BIGINT;
+    "#,
 ];

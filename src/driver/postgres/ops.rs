@@ -170,8 +170,8 @@ impl Triggers for PgOps<'_> {
     fn schedule(&mut self, definition: &str) -> Result<Option<ScheduleRow>> {
         self.conn
             .row(
-                "SELECT expression, timezone, last_tick, checked_at FROM queuectl_schedules \
-                 WHERE definition = $1",
+                "SELECT expression, timezone, last_tick, checked_at, missed, missed_at \
+                 FROM queuectl_schedules WHERE definition = $1",
                 &[&definition],
             )?
             .map(|row| {
@@ -180,6 +180,8 @@ impl Triggers for PgOps<'_> {
                     timezone: rows::get(&row, "timezone")?,
                     last_tick: rows::get(&row, "last_tick")?,
                     checked_at: rows::get(&row, "checked_at")?,
+                    missed: rows::count(&row, "missed")?,
+                    missed_at: rows::get(&row, "missed_at")?,
                 })
             })
             .transpose()
@@ -187,10 +189,17 @@ impl Triggers for PgOps<'_> {
 
     fn record_schedule(&mut self, definition: &str, row: &ScheduleRow) -> Result<()> {
         self.conn.exec(
-            "INSERT INTO queuectl_schedules (definition, expression, timezone, last_tick, \
-             checked_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (definition) DO UPDATE SET \
+            "INSERT INTO queuectl_schedules AS s (definition, expression, timezone, last_tick, \
+             checked_at, missed, missed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (definition) DO UPDATE SET \
+             missed = CASE WHEN s.expression = excluded.expression \
+                 AND s.timezone = excluded.timezone THEN s.missed + excluded.missed \
+                 ELSE excluded.missed END, \
+             missed_at = CASE WHEN s.expression = excluded.expression \
+                 AND s.timezone = excluded.timezone \
+                 THEN COALESCE(excluded.missed_at, s.missed_at) ELSE excluded.missed_at END, \
              expression = excluded.expression, timezone = excluded.timezone, \
-             last_tick = GREATEST(queuectl_schedules.last_tick, excluded.last_tick), \
+             last_tick = GREATEST(s.last_tick, excluded.last_tick), \
              checked_at = excluded.checked_at",
             &[
                 &definition,
@@ -198,6 +207,8 @@ impl Triggers for PgOps<'_> {
                 &row.timezone,
                 &row.last_tick,
                 &row.checked_at,
+                &i64::try_from(row.missed).unwrap_or(i64::MAX),
+                &row.missed_at,
             ],
         )?;
         Ok(())

@@ -8,7 +8,7 @@ use super::definitions::{follow, record_new};
 use super::rows::{self, CLAIMED_COLUMNS, JOB_COLUMNS, deps_json, to_json};
 use crate::driver::{
     ClaimParams, Counts, DlqStat, FinishParams, JobFilter, JobUpdate, Jobs, LostParams,
-    MinuteCount, Moved, QueueFilter,
+    MinuteCount, Moved, QueueFilter, Tally,
 };
 use crate::error::{Error, Result};
 use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
@@ -210,8 +210,8 @@ impl Jobs for SqliteOps<'_> {
 
     fn attempts(&mut self, id: &str) -> Result<Vec<Attempt>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT run, started_at, finished_at, exit_code, outcome, error, output_bytes \
-             FROM attempts WHERE job_id = ?1 ORDER BY run",
+            "SELECT run, started_at, finished_at, exit_code, outcome, error, output_bytes, \
+             runner, host FROM attempts WHERE job_id = ?1 ORDER BY run",
         )?;
         let rows = stmt.query_map([id], |row| {
             Ok(Attempt {
@@ -222,6 +222,8 @@ impl Jobs for SqliteOps<'_> {
                 outcome: rows::outcome(row, "outcome")?,
                 error: row.get("error")?,
                 output_bytes: row.get("output_bytes")?,
+                worker: row.get("runner")?,
+                host: row.get("host")?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -306,20 +308,27 @@ impl Jobs for SqliteOps<'_> {
 
     fn finished_by_minute(&mut self, since: i64) -> Result<Vec<MinuteCount>> {
         let mut stmt = self.conn.prepare_cached(
-            // The partial index's own condition, word for word, so that
-            // SQLite sees it applies: a range of `jobs_finished` per state,
-            // not a scan of every finished job.
-            "SELECT state, finished_at / 60000 AS minute, COUNT(*) AS n \
+            // The partial indexes' own conditions, word for word, so that
+            // SQLite sees they apply: a range of `jobs_finished` and one of
+            // `attempts_failed`, not a scan of every finished job.
+            "SELECT 0 AS failed, finished_at / 60000 AS minute, COUNT(*) AS n \
              FROM jobs INDEXED BY jobs_finished \
              WHERE (state = 'completed' OR state = 'dead' OR state = 'cancelled') \
-             AND state <> 'cancelled' \
-             AND finished_at >= ?1 \
-             GROUP BY state, minute ORDER BY minute, state",
+             AND state = 'completed' AND finished_at >= ?1 GROUP BY minute \
+             UNION ALL \
+             SELECT 1, finished_at / 60000, COUNT(*) FROM attempts INDEXED BY attempts_failed \
+             WHERE (outcome = 'failed' OR outcome = 'timeout' OR outcome = 'lost') \
+             AND finished_at >= ?1 GROUP BY 2 \
+             ORDER BY minute, failed",
         )?;
         let rows = stmt.query_map([since], |row| {
             Ok(MinuteCount {
                 minute: row.get("minute")?,
-                state: rows::state(row, "state")?,
+                tally: if row.get::<_, i64>("failed")? == 0 {
+                    Tally::Completed
+                } else {
+                    Tally::Failed
+                },
                 count: row.get("n")?,
             })
         })?;
@@ -602,8 +611,9 @@ fn claim_one(conn: &Connection, params: &ClaimParams<'_>) -> Result<Option<Claim
         return Ok(None);
     }
     conn.prepare_cached(
-        "INSERT INTO attempts (job_id, run, runner, started_at) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (job_id, run) DO UPDATE SET runner = excluded.runner, \
+        "INSERT INTO attempts (job_id, run, runner, host, started_at) \
+         VALUES (?1, ?2, ?3, (SELECT host FROM workers WHERE id = ?3), ?4) \
+         ON CONFLICT (job_id, run) DO UPDATE SET runner = excluded.runner, host = excluded.host, \
          started_at = excluded.started_at, finished_at = NULL, exit_code = NULL, \
          outcome = NULL, error = NULL, output_bytes = 0",
     )?

@@ -293,6 +293,18 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_finished ON jobs (state, finished_at)
         WHERE state = 'completed' OR state = 'dead' OR state = 'cancelled';
     "#,
+    // 11: what the dashboard shows (issue 16). Each attempt keeps the
+    // host of the worker that ran it (a worker's row goes when it stops);
+    // failed attempts are found by when they ended, for the failures per
+    // minute (a partial index: attempts that succeed never enter it); each
+    // schedule counts the ticks it missed while no `run` was looking.
+    r#"
+    ALTER TABLE attempts ADD COLUMN host TEXT;
+    CREATE INDEX attempts_failed ON attempts (finished_at)
+        WHERE outcome = 'failed' OR outcome = 'timeout' OR outcome = 'lost';
+    ALTER TABLE schedules ADD COLUMN missed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE schedules ADD COLUMN missed_at INTEGER;
+    "#,
 ];
 
 /// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it
@@ -414,5 +426,48 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(runner_index, 0);
+    }
+
+    #[test]
+    fn migration_11_keeps_attempts_and_schedules() {
+        let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        for sql in &MIGRATIONS[..10] {
+            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
+        }
+        conn.execute_batch(
+            "INSERT INTO jobs (id, command, origin, queue, state, max_retries, backoff_base, \
+             run_at, created_at, updated_at) VALUES ('a', 'true', 'cli', 'default', 'failed', \
+             3, 2.0, 0, 0, 0); \
+             INSERT INTO attempts (job_id, run, runner, started_at, finished_at, outcome) \
+             VALUES ('a', 1, 7, 0, 61000, 'failed'); \
+             INSERT INTO schedules VALUES ('nightly', '@daily', 'UTC', 5, 6);",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch(MIGRATIONS[10])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let kept: (i64, Option<String>, i64, Option<i64>) = conn
+            .query_row(
+                "SELECT runner, host, missed, missed_at FROM attempts, schedules",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            kept,
+            (7, None, 0, None),
+            "the old rows stand, with no host and nothing missed"
+        );
+        // The failures per minute read the new index (INDEXED BY fails
+        // to prepare where the index cannot serve the condition).
+        let failed: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM attempts INDEXED BY attempts_failed \
+                 WHERE (outcome = 'failed' OR outcome = 'timeout' OR outcome = 'lost') \
+                 AND finished_at >= 60000",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(failed, 1);
     }
 }

@@ -13,8 +13,8 @@ impl Triggers for SqliteOps<'_> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT expression, timezone, last_tick, checked_at FROM schedules \
-                 WHERE definition = ?1",
+                "SELECT expression, timezone, last_tick, checked_at, missed, missed_at \
+                 FROM schedules WHERE definition = ?1",
             )?
             .query_row([definition], |row| {
                 Ok(ScheduleRow {
@@ -22,6 +22,8 @@ impl Triggers for SqliteOps<'_> {
                     timezone: row.get("timezone")?,
                     last_tick: row.get("last_tick")?,
                     checked_at: row.get("checked_at")?,
+                    missed: row.get("missed")?,
+                    missed_at: row.get("missed_at")?,
                 })
             })
             .optional()?)
@@ -30,8 +32,15 @@ impl Triggers for SqliteOps<'_> {
     fn record_schedule(&mut self, definition: &str, row: &ScheduleRow) -> Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO schedules (definition, expression, timezone, last_tick, checked_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (definition) DO UPDATE SET \
+                "INSERT INTO schedules (definition, expression, timezone, last_tick, checked_at, \
+                 missed, missed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (definition) DO UPDATE SET \
+                 missed = CASE WHEN expression = excluded.expression \
+                     AND timezone = excluded.timezone THEN missed + excluded.missed \
+                     ELSE excluded.missed END, \
+                 missed_at = CASE WHEN expression = excluded.expression \
+                     AND timezone = excluded.timezone \
+                     THEN COALESCE(excluded.missed_at, missed_at) ELSE excluded.missed_at END, \
                  expression = excluded.expression, timezone = excluded.timezone, \
                  last_tick = MAX(last_tick, excluded.last_tick), checked_at = excluded.checked_at",
             )?
@@ -40,7 +49,9 @@ impl Triggers for SqliteOps<'_> {
                 row.expression,
                 row.timezone,
                 row.last_tick,
-                row.checked_at
+                row.checked_at,
+                row.missed,
+                row.missed_at
             ])?;
         Ok(())
     }

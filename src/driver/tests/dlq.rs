@@ -270,7 +270,8 @@ pub(super) fn engine_cancel(q: &mut Queue) -> Result<()> {
 
 pub(super) fn job_pages_and_throughput(q: &mut Queue) -> Result<()> {
     let e = &mut q.engine;
-    // Throughput: completed and dead jobs per minute of their end.
+    // Throughput: jobs completed and attempts failed per minute of their
+    // end; a job that failed once, then completed, counts in both.
     register(e, W)?;
     let minute = 60_000;
     let base = (NOW / minute + 1) * minute;
@@ -278,23 +279,56 @@ pub(super) fn job_pages_and_throughput(q: &mut Queue) -> Result<()> {
     run_to_end(e, job("t2"), &completed(), 0, base + 2)?;
     run_to_end(e, job("t3"), &dead(), 1, base + 3)?;
     run_to_end(e, job("t4"), &completed(), 0, base + minute + 5)?;
-    let mut counts = |since| -> Result<Vec<(i64, JobState, u64)>> {
+    let retried = Ended {
+        outcome: AttemptOutcome::Failed,
+        state: JobState::Failed,
+        run_at: Some(NOW),
+        error: Some("exit code 1; retry 1 of 1".into()),
+    };
+    run_to_end(e, job("t5"), &retried, 1, base + 4)?;
+    let again = claim_only(e, W, "t5")?;
+    assert!(finish_with_code(
+        e,
+        &again,
+        W,
+        &completed(),
+        0,
+        base + minute + 6
+    )?);
+    let mut counts = |since| -> Result<Vec<(i64, Tally, u64)>> {
         Ok(e.finished_by_minute(since)?
             .into_iter()
-            .map(|m| (m.minute, m.state, m.count))
+            .map(|m| (m.minute, m.tally, m.count))
             .collect())
     };
     let m = base / minute;
     assert_eq!(
         counts(base)?,
         [
-            (m, JobState::Completed, 2),
-            (m, JobState::Dead, 1),
-            (m + 1, JobState::Completed, 1),
+            (m, Tally::Completed, 2),
+            (m, Tally::Failed, 2),
+            (m + 1, Tally::Completed, 2),
         ]
     );
-    assert_eq!(counts(base + minute)?, [(m + 1, JobState::Completed, 1)]);
-    e.write(|ops| ops.delete_jobs(&strings(&["t1", "t2", "t3", "t4"])))?;
+    assert_eq!(counts(base + minute)?, [(m + 1, Tally::Completed, 2)]);
+    // Each attempt keeps the worker that ran it and that worker's host.
+    let attempts = e.attempts("t5")?;
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.run, a.worker, a.host.as_deref(), a.outcome))
+            .collect::<Vec<_>>(),
+        [
+            (1, Some(W), Some("test-host"), Some(AttemptOutcome::Failed)),
+            (
+                2,
+                Some(W),
+                Some("test-host"),
+                Some(AttemptOutcome::Completed)
+            ),
+        ]
+    );
+    e.write(|ops| ops.delete_jobs(&strings(&["t1", "t2", "t3", "t4", "t5"])))?;
 
     // Five jobs; two share a creation time (the id breaks the tie).
     let at = |id: &str, created_at: i64, command: &str| NewJob {

@@ -38,7 +38,7 @@ use serde_json::json;
 
 use super::{
     ClaimParams, Durability, FinishParams, JobFilter, JobRef, JobUpdate, LatestRun, Location,
-    Moved, Orphan, Presence, QueueFilter, Registration, ScheduleRow, StopMode, Waiter,
+    Moved, Orphan, Presence, QueueFilter, Registration, ScheduleRow, StopMode, Tally, Waiter,
 };
 use crate::engine::reconcile::{Action, Plan, REMOVED};
 use crate::engine::rescue::LOST;

@@ -24,6 +24,8 @@ fn schedule_row(tick: i64, checked_at: i64) -> ScheduleRow {
         timezone: "UTC".into(),
         last_tick: tick,
         checked_at,
+        missed: 0,
+        missed_at: None,
     }
 }
 
@@ -158,6 +160,20 @@ pub(super) fn a_schedule_never_moves_back(q: &mut Queue) -> Result<()> {
         Some(schedule_row(5, NOW + 9)),
         "the last tick stays, the check time moves"
     );
+    // Missed ticks add up, the latest kept, until the expression changes.
+    let missed = |n, at| ScheduleRow {
+        missed: n,
+        missed_at: at,
+        ..schedule_row(6, NOW + 11)
+    };
+    e.write(|ops| ops.record_schedule("nightly", &missed(2, Some(6))))?;
+    e.write(|ops| ops.record_schedule("nightly", &missed(0, None)))?;
+    e.write(|ops| ops.record_schedule("nightly", &missed(1, Some(7))))?;
+    assert_eq!(
+        e.schedule("nightly")?.map(|s| (s.missed, s.missed_at)),
+        Some((3, Some(7))),
+        "2 + 0 + 1 missed, the latest at 7"
+    );
     let changed = ScheduleRow {
         expression: "@daily".into(),
         timezone: "Europe/Paris".into(),
@@ -167,7 +183,7 @@ pub(super) fn a_schedule_never_moves_back(q: &mut Queue) -> Result<()> {
     assert_eq!(
         e.schedule("nightly")?,
         Some(changed),
-        "forward, and respelled"
+        "forward, and respelled; the missed ticks of the old expression go"
     );
     assert!(
         e.list(&JobFilter {
