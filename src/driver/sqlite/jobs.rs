@@ -15,12 +15,23 @@ use crate::job::{Attempt, Claimed, Job, JobState, NewJob, Payload};
 
 impl Jobs for SqliteOps<'_> {
     fn insert_jobs(&mut self, jobs: &[NewJob]) -> Result<()> {
+        // New rows take row ids above the largest (see migration 12).
+        let before: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM jobs")?
+            .query_row([], |row| row.get(0))?;
         for job in jobs {
             insert(self.conn, job)?;
             if job.definition.is_some() {
                 record_new(self.conn, job)?;
             }
         }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO jobs_text (rowid, command) \
+                 SELECT rowid, command FROM jobs WHERE rowid > ?1 ORDER BY rowid",
+            )?
+            .execute([before])?;
         Ok(())
     }
 
@@ -102,6 +113,17 @@ impl Jobs for SqliteOps<'_> {
     }
 
     fn delete_jobs(&mut self, ids: &[String]) -> Result<Vec<(String, u32)>> {
+        // Out of the text index first, all in one statement (migration 12).
+        let ids_json = crate::driver::to_json(ids);
+        mending_text_index(self.conn, || {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO jobs_text (jobs_text, rowid, command) \
+                     SELECT 'delete', rowid, command FROM jobs \
+                     WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY rowid",
+                )?
+                .execute([&ids_json])
+        })?;
         let mut stmt = self
             .conn
             .prepare_cached("DELETE FROM jobs WHERE id = ?1 RETURNING runs")?;
@@ -115,31 +137,33 @@ impl Jobs for SqliteOps<'_> {
     }
 
     fn update_waiting(&mut self, id: &str, update: &JobUpdate<'_>) -> Result<()> {
-        let changed = self
-            .conn
-            .prepare_cached(
-                "UPDATE jobs SET command = ?2, env = ?3, cwd = ?4, queue = ?5, priority = ?6, \
+        // A new command moves the job in the text index (a trigger).
+        let changed = mending_text_index(self.conn, || {
+            self.conn
+                .prepare_cached(
+                    "UPDATE jobs SET command = ?2, env = ?3, cwd = ?4, queue = ?5, priority = ?6, \
                  timeout_ms = ?7, max_retries = ?8, backoff_base = ?9, max_delay_ms = ?10, \
                  jitter = ?11, no_retry_codes = ?12, after_deps = ?13, spec_hash = ?14, \
                  updated_at = ?15 WHERE id = ?1 AND state IN ('pending', 'failed')",
-            )?
-            .execute(params![
-                id,
-                update.command,
-                to_json(update.env),
-                update.cwd,
-                update.queue,
-                update.priority,
-                update.timeout_ms,
-                update.retry.max_retries,
-                update.retry.backoff_base,
-                update.retry.max_delay_ms,
-                update.retry.jitter,
-                to_json(&update.retry.no_retry_exit_codes),
-                deps_json(update.after),
-                update.spec_hash,
-                update.now,
-            ])?;
+                )?
+                .execute(params![
+                    id,
+                    update.command,
+                    to_json(update.env),
+                    update.cwd,
+                    update.queue,
+                    update.priority,
+                    update.timeout_ms,
+                    update.retry.max_retries,
+                    update.retry.backoff_base,
+                    update.retry.max_delay_ms,
+                    update.retry.jitter,
+                    to_json(&update.retry.no_retry_exit_codes),
+                    deps_json(update.after),
+                    update.spec_hash,
+                    update.now,
+                ])
+        })?;
         if changed > 0 {
             follow(self.conn, id)?;
         }
@@ -231,9 +255,15 @@ impl Jobs for SqliteOps<'_> {
 
     fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<Job>> {
         let state = filter.state.map(JobState::as_str);
-        let (conditions, mut args) = filter_conditions(filter, &state);
+        let rare = rare_text(self.conn, filter)?;
+        let (conditions, mut args) = filter_conditions(filter, &state, &rare);
+        let from = if rare.is_some() {
+            "jobs NOT INDEXED"
+        } else {
+            "jobs"
+        };
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1{conditions} \
+            "SELECT {JOB_COLUMNS} FROM {from} WHERE 1 = 1{conditions} \
              ORDER BY created_at DESC, id DESC LIMIT ?"
         );
         args.push(&filter.limit);
@@ -244,8 +274,14 @@ impl Jobs for SqliteOps<'_> {
 
     fn count_jobs(&mut self, filter: &JobFilter) -> Result<u64> {
         let state = filter.state.map(JobState::as_str);
-        let (conditions, args) = filter_conditions(filter, &state);
-        let sql = format!("SELECT COUNT(*) FROM jobs WHERE 1 = 1{conditions}");
+        let rare = rare_text(self.conn, filter)?;
+        let (conditions, args) = filter_conditions(filter, &state, &rare);
+        let from = if rare.is_some() {
+            "jobs NOT INDEXED"
+        } else {
+            "jobs"
+        };
+        let sql = format!("SELECT COUNT(*) FROM {from} WHERE 1 = 1{conditions}");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         Ok(stmt.query_row(args.as_slice(), |row| row.get(0))?)
     }
@@ -776,9 +812,84 @@ fn is_primary_key_violation(error: &rusqlite::Error) -> bool {
 
 /// The conditions of `filter` (its limit aside), each ` AND …`, with
 /// their arguments; `state` is the filter's state as stored.
+/// Beyond this many commands containing a text, the text is common: the
+/// newest-first walk of the jobs finds a page of them sooner than the
+/// trigram index lists them all.
+const COMMON_TEXT: i64 = 10_000;
+
+/// The `GLOB` pattern of the commands that contain `text`, where the
+/// trigram index can find them (three characters or more); `*`, `?` and
+/// `[` stand for themselves.
+fn text_pattern(text: &str) -> Option<String> {
+    if text.chars().count() < 3 {
+        return None;
+    }
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('*');
+    for c in text.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                pattern.push('[');
+                pattern.push(c);
+                pattern.push(']');
+            }
+            c => pattern.push(c),
+        }
+    }
+    pattern.push('*');
+    Some(pattern)
+}
+
+/// Whether an error is SQLite's word that the text index does not match
+/// the jobs (rows another program wrote or deleted bypass it): FTS5 then
+/// refuses to unindex a row it never indexed, or to read a row gone.
+fn text_index_stale(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DatabaseCorrupt)
+}
+
+/// Runs a write that moves jobs in the text index; where the index turns
+/// out stale, rebuilds it from the jobs (in the same transaction; the
+/// failed statement changed nothing) and runs the write again.
+fn mending_text_index<T>(conn: &Connection, write: impl Fn() -> rusqlite::Result<T>) -> Result<T> {
+    match write() {
+        Err(e) if text_index_stale(&e) => {
+            conn.execute("INSERT INTO jobs_text (jobs_text) VALUES ('rebuild')", [])?;
+            Ok(write()?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// The filter's text as a pattern of the trigram index, when few commands
+/// contain it (at most [`COMMON_TEXT`]): then its matches are read from the
+/// index, not found by reading every job.
+fn rare_text(conn: &Connection, filter: &JobFilter) -> Result<Option<String>> {
+    let Some(pattern) = filter.text.as_deref().and_then(text_pattern) else {
+        return Ok(None);
+    };
+    let matches = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_text WHERE command GLOB ?1 LIMIT ?2)",
+        )?
+        .query_row(params![pattern, COMMON_TEXT + 1], |row| {
+            row.get::<_, i64>(0)
+        });
+    match matches {
+        Ok(n) => Ok((n <= COMMON_TEXT).then_some(pattern)),
+        // A stale index (see `mending_text_index`): the next delete or
+        // apply mends it; until then, every job is read.
+        Err(e) if text_index_stale(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `WHERE` conditions of a filter and their arguments; `rare`: the
+/// text's pattern when its matches are to be read from the trigram index
+/// (the caller then reads `jobs NOT INDEXED`: by those row ids).
 fn filter_conditions<'a>(
     filter: &'a JobFilter,
     state: &'a Option<&'static str>,
+    rare: &'a Option<String>,
 ) -> (String, Vec<&'a dyn ToSql>) {
     let mut sql = String::new();
     let mut args: Vec<&dyn ToSql> = Vec::new();
@@ -797,6 +908,10 @@ fn filter_conditions<'a>(
     if let Some(origin) = &filter.origin {
         sql.push_str(" AND origin = ?");
         args.push(crate::driver::origin_name(*origin));
+    }
+    if let Some(pattern) = rare {
+        sql.push_str(" AND rowid IN (SELECT rowid FROM jobs_text WHERE command GLOB ?)");
+        args.push(pattern);
     }
     if let Some(text) = &filter.text {
         sql.push_str(" AND instr(command, ?) > 0");

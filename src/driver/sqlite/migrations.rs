@@ -305,6 +305,26 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE schedules ADD COLUMN missed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE schedules ADD COLUMN missed_at INTEGER;
     "#,
+    // 12: text search in commands without reading every job (issue 16):
+    // a trigram index of the commands (FTS5, case-sensitive like `instr`;
+    // `detail=none`, `columnsize=0`: row ids only, the smallest index; a
+    // match is checked against the command itself). Never touched by a
+    // claim or a finish. The driver indexes the jobs an insert made and
+    // unindexes those a delete removes, one statement for a whole batch:
+    // FTS5 writes a segment at the end of every statement that writes it
+    // (its savepoint), so a trigger per row would write one per job. A
+    // new command (an apply's update, one job at a time) has a trigger.
+    r#"
+    CREATE VIRTUAL TABLE jobs_text USING fts5(
+        command, content = 'jobs', content_rowid = 'rowid',
+        tokenize = 'trigram case_sensitive 1', detail = 'none', columnsize = 0
+    );
+    INSERT INTO jobs_text (jobs_text) VALUES ('rebuild');
+    CREATE TRIGGER jobs_text_changed AFTER UPDATE OF command ON jobs BEGIN
+        INSERT INTO jobs_text (jobs_text, rowid, command) VALUES ('delete', OLD.rowid, OLD.command);
+        INSERT INTO jobs_text (rowid, command) VALUES (NEW.rowid, NEW.command);
+    END;
+    "#,
 ];
 
 /// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it
@@ -469,5 +489,42 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(failed, 1);
+    }
+
+    #[test]
+    fn migration_12_indexes_the_commands_already_there() {
+        let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        for sql in &MIGRATIONS[..11] {
+            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let insert = |id: &str, command: &str| {
+            conn.execute(
+                "INSERT INTO jobs (id, command, origin, queue, state, max_retries, backoff_base, \
+                 run_at, created_at, updated_at) VALUES (?1, ?2, 'cli', 'default', 'pending', \
+                 3, 2.0, 0, 0, 0)",
+                [id, command],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        };
+        insert("old", "make Release");
+        insert("other", "make release");
+        conn.execute_batch(MIGRATIONS[11])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let found = |pattern: &str| -> Vec<String> {
+            conn.prepare(
+                "SELECT id FROM jobs WHERE rowid IN \
+                 (SELECT rowid FROM jobs_text WHERE command GLOB ?1) ORDER BY id",
+            )
+            .and_then(|mut s| s.query_map([pattern], |row| row.get(0))?.collect())
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(found("*Release*"), ["old"], "rebuilt, case-sensitive");
+        assert_eq!(found("*make*"), ["old", "other"]);
+        // A new command is indexed by the trigger (inserts and deletes by
+        // the driver, a batch at a time: the conformance tests).
+        conn.execute_batch("UPDATE jobs SET command = 'cargo build' WHERE id = 'old'")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found("*make*"), ["other"], "the old command is out");
+        assert_eq!(found("*cargo*"), ["old"]);
     }
 }

@@ -402,6 +402,23 @@ pub(super) fn job_pages_and_throughput(q: &mut Queue) -> Result<()> {
         "case-sensitive"
     );
     assert_eq!(page(e, text("%"))?, Vec::<String>::new(), "no wildcards");
+    // Nor GLOB's: `*`, `?` and `[` are themselves (SQLite reads the
+    // trigram index with GLOB); two characters are too few for it.
+    insert(
+        e,
+        &[
+            at("g1", NOW + 4, "ls *.txt"),
+            at("g2", NOW + 5, "echo a?b [x]"),
+        ],
+    )?;
+    assert_eq!(page(e, text("*.t"))?, ["g1"]);
+    assert_eq!(page(e, text("a?b"))?, ["g2"]);
+    assert_eq!(page(e, text("[x]"))?, ["g2"]);
+    assert_eq!(page(e, text(".tx*"))?, Vec::<String>::new());
+    assert_eq!(page(e, text("ca"))?, ["e", "c"]);
+    assert_eq!(page(e, text("go "))?, ["e", "c"]);
+    e.write(|ops| ops.delete_jobs(&strings(&["g1", "g2"])))?;
+    assert_eq!(page(e, text("*.t"))?, Vec::<String>::new(), "deleted");
     let by_origin = JobFilter {
         origin: Some(Origin::Jobfile),
         ..all.clone()
@@ -418,5 +435,40 @@ pub(super) fn job_pages_and_throughput(q: &mut Queue) -> Result<()> {
     assert_eq!(page(e, combined.clone())?, ["a"]);
     assert_eq!(e.count(&combined)?, 1);
 
+    Ok(())
+}
+
+/// A text in many commands and one in few find the same jobs as a scan
+/// would, newest first: SQLite reads the rare one's matches from its
+/// trigram index and walks the newest jobs for the common one.
+pub(super) fn common_and_rare_texts(q: &mut Queue) -> Result<()> {
+    let e = &mut q.engine;
+    let many = 10_001; // over SQLite's COMMON_TEXT
+    let jobs: Vec<NewJob> = (0..many)
+        .map(|i| NewJob {
+            created_at: NOW + i,
+            command: format!("echo common {i}"),
+            ..job(&format!("c{i:05}"))
+        })
+        .chain([NewJob {
+            created_at: NOW - 1,
+            command: "echo rare thing".into(),
+            ..job("rare")
+        }])
+        .collect();
+    insert(e, &jobs)?;
+    let text = |t: &str, limit| JobFilter {
+        text: Some(t.into()),
+        limit,
+        ..JobFilter::default()
+    };
+    let ids = |e: &mut Engine, filter: &JobFilter| -> Result<Vec<String>> {
+        Ok(e.list(filter)?.into_iter().map(|j| j.id).collect())
+    };
+    assert_eq!(ids(e, &text("common", 3))?, ["c10000", "c09999", "c09998"]);
+    assert_eq!(e.count(&text("common", 3))?, 10_001);
+    assert_eq!(ids(e, &text("rare thing", 3))?, ["rare"]);
+    assert_eq!(e.count(&text("rare", 3))?, 1);
+    assert_eq!(ids(e, &text("common 1234", 5))?, ["c01234"]);
     Ok(())
 }

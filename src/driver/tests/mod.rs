@@ -116,6 +116,7 @@ macro_rules! conformance {
                 side_channels,
                 output_is_kept_where_the_driver_keeps_it,
                 job_pages_and_throughput,
+                common_and_rare_texts,
             );
         }
     };
