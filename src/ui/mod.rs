@@ -18,6 +18,7 @@ pub mod cursor;
 mod events;
 mod graph;
 mod html;
+mod output;
 mod pages;
 
 use std::net::SocketAddr;
@@ -137,6 +138,7 @@ fn router(ui: Shared) -> Router {
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
         .route("/fragment/job/{id}", get(pages::job_fragment))
+        .route("/events/job/{id}", get(output::job_output))
         .route("/queues", get(pages::queues))
         .route("/dlq", get(pages::dlq))
         .route("/schedules", get(pages::schedules_handler))

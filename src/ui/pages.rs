@@ -67,7 +67,7 @@ pub(crate) async fn overview(State(ui): State<Shared>) -> Page {
         html! {
             h1 { "queuectl" }
             div #live { (html::overview_fragment(&data)) }
-            (html::live_script("live", None))
+            (html::live_script())
         },
     ))
 }

@@ -7,7 +7,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::harness::{Env, TIMEOUT, Worker};
+use super::harness::{Env, Gate, TIMEOUT, Worker};
+use super::web::EventStream;
 
 /// A started `queuectl ui`, its base address (`127.0.0.1:PORT`), and the
 /// session cookie it gave this client (kept and sent back, as a browser
@@ -592,6 +593,101 @@ fn events_follow_the_queue() {
     assert!(seen.contains("text/event-stream"), "{seen}");
     let id = env.enqueue(&["echo hello"]);
     wait_for(&format!("data-id=\"{id}\""), &mut seen);
+}
+
+/// A job's page follows its output as it is written: `/events/job/ID`
+/// sends the first line while the job is still held (it waits on a FIFO
+/// only the test opens), then the second once it is released, then the
+/// end, and closes; the page itself escapes what was written so far.
+#[test]
+fn a_running_jobs_output_streams_as_it_is_written() {
+    let env = Env::new();
+    let gate = Gate::new(&env, "gate");
+    let id = env.enqueue(&[
+        "--",
+        "echo '<script>first</script>'; read go < gate; echo \"second $go\"",
+    ]);
+    let _worker = env.worker(&["--count", "1"]);
+    let ui = start(&env, &[]);
+    super::harness::wait_until("the job runs", || env.state(&id) == "processing");
+    let mut events = EventStream::open(&ui.addr, &format!("/events/job/{id}"));
+    let attempt = events.wait_for("event: attempt\ndata: {\"attempt\":1}\n\n");
+    let first = events.wait_for(
+        "event: output\ndata: {\"attempt\":1,\"text\":\"<script>first</script>\\n\"}\n\n",
+    );
+    assert!(attempt < first, "{}", events.seen());
+    events.wait_for("event: state\ndata: {\"state\":\"processing\"}\n\n");
+    // Held: nothing more can have come.
+    assert_eq!(env.state(&id), "processing");
+    assert!(!events.seen().contains("second"), "{}", events.seen());
+    assert!(!events.seen().contains("event: end"), "{}", events.seen());
+    // Its page, meanwhile: the output so far as text, and the script
+    // that follows the stream.
+    let page = ui.get(&format!("/jobs/{id}")).body;
+    assert!(
+        page.contains(
+            "<pre class=\"output\" data-attempt=\"1\">&lt;script&gt;first&lt;/script&gt;\n</pre>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("new EventSource('/events/job/{id}')")),
+        "{page}"
+    );
+    assert!(!page.contains("<script>first"), "{page}");
+
+    gate.release("now");
+    let second =
+        events.wait_for("event: output\ndata: {\"attempt\":1,\"text\":\"second now\\n\"}\n\n");
+    let end = events.wait_for("event: end\ndata: {\"exit_code\":0,\"state\":\"completed\"}\n\n");
+    assert!(first < second && second < end, "{}", events.seen());
+    events.wait_closed();
+    assert_eq!(env.state(&id), "completed");
+    // A finished job's page follows nothing; an unknown job has no stream.
+    let page = ui.get(&format!("/jobs/{id}")).body;
+    assert!(!page.contains("EventSource"), "{page}");
+    assert_eq!(ui.get("/events/job/no-such-job").status, 404);
+}
+
+/// A waiting job's stream says its state, asks its page to refresh what
+/// it waits for now and then, and ends when the job is cancelled before
+/// it ever ran.
+#[test]
+fn a_waiting_jobs_stream_refreshes_and_ends_when_it_is_cancelled() {
+    let env = Env::new();
+    let id = env.enqueue(&["--delay", "1h", "echo never"]);
+    let ui = start(&env, &[]);
+    let mut events = EventStream::open(&ui.addr, &format!("/events/job/{id}"));
+    events.wait_for("event: state\ndata: {\"state\":\"pending\"}\n\n");
+    events.wait_for("event: state\ndata: {\"refresh\":true,\"state\":\"pending\"}\n\n");
+    env.cmd(["cancel", &id]).assert().success();
+    events.wait_for("event: end\ndata: {\"exit_code\":null,\"state\":\"cancelled\"}\n\n");
+    events.wait_closed();
+    assert!(
+        !events.seen().contains("event: output"),
+        "{}",
+        events.seen()
+    );
+}
+
+/// A job's stream ends when the server stops, even while the job runs
+/// on (it would otherwise hold the server's shutdown).
+#[test]
+fn a_job_stream_ends_when_the_server_stops() {
+    let env = Env::new();
+    let gate = Gate::new(&env, "gate");
+    let id = env.enqueue(&["--", "echo held; read go < gate"]);
+    let _worker = env.worker(&["--count", "1"]);
+    let (server, addr) = super::web::start_ui(&env, &[]);
+    let mut events = EventStream::open(&addr, &format!("/events/job/{id}"));
+    events.wait_for("\"text\":\"held\\n\"");
+    server.signal("TERM");
+    events.wait_closed();
+    let (code, output) = server.wait();
+    assert_eq!(code, Some(0), "{output}");
+    assert!(!events.seen().contains("event: end"), "{}", events.seen());
+    assert_eq!(env.state(&id), "processing", "the job runs on");
+    gate.release("done");
 }
 
 /// The schedules page lists each watch with the last change it saw.
