@@ -4,16 +4,19 @@
 //! directory is ([`Logs::locate`]: beside a
 //! database file, else in the state directory), each attempt's path (an
 //! id that is not a valid job id names no file), the tail of a failed
-//! attempt, following a log as it grows, and removing the logs of deleted
-//! jobs.
+//! attempt, following a job's output as it is written ([`follow`], for
+//! `logs --follow` and the dashboard's job pages), and removing the logs
+//! of deleted jobs.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::driver::Location;
 use crate::error::{Error, Result};
+use crate::job::{Job, JobState};
 
 /// …read from at most this many bytes at the end of a log.
 const TAIL_BYTES: u64 = 8192;
@@ -299,6 +302,99 @@ pub fn read_output(
         return Ok(bytes);
     }
     logs.read(id, run)
+}
+
+/// How often [`follow`] looks for new output.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// Where [`follow`] sends what it finds: the output as it is written
+/// (through `Write`), where each attempt's output begins, and the end.
+pub trait Follower: Write {
+    /// The output of attempt `run` comes next, from its start; `first`
+    /// for the first attempt followed.
+    fn attempt(&mut self, run: u32, first: bool) -> Result<()>;
+
+    /// The job as it was just read, at each look for new output: false
+    /// stops following (nobody reads any more).
+    fn looked(&mut self, _job: &Job) -> bool {
+        true
+    }
+
+    /// The job ended (with an attempt given: that attempt did).
+    fn end(&mut self, job: &Job) -> Result<()>;
+}
+
+/// Follows job `id`'s output as it is written, every [`FOLLOW_POLL`]:
+/// attempt `attempt`'s, or the latest attempt's and then each retry's,
+/// until the job (or that attempt) ends or `out` stops it. Each look takes
+/// what is new from this host's log while it has one, else from the
+/// database, which keeps the output of an attempt running on another host
+/// as it goes (see [`crate::exec::LIVE_EVERY`]).
+pub fn follow(
+    logs: &Logs,
+    engine: &mut crate::engine::Engine,
+    id: &str,
+    attempt: Option<u32>,
+    out: &mut impl Follower,
+) -> Result<()> {
+    let mut job = engine.job(id)?;
+    let mut run = attempt.unwrap_or(job.runs.max(1));
+    let mut shown = 0u64;
+    out.attempt(run, true)?;
+    loop {
+        shown = show_new(logs, engine, &job.id, run, shown, out)?;
+        job = engine.job(id)?;
+        if !out.looked(&job) {
+            return Ok(());
+        }
+        if attempt.is_none() && job.runs > run {
+            show_new(logs, engine, &job.id, run, shown, out)?;
+            run = job.runs;
+            shown = 0;
+            out.attempt(run, false)?;
+            continue;
+        }
+        // A finished job has no more output: also one that ended before
+        // it reached the attempt followed (cancelled while it waited).
+        let run_over = job.runs >= run && !(job.state == JobState::Processing && job.runs == run);
+        if job.state.is_finished() || (attempt.is_some() && run_over) {
+            show_new(logs, engine, &job.id, run, shown, out)?;
+            return out.end(&job);
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+/// Writes what is new of an attempt's output past the `shown` bytes
+/// already written (see [`follow`]); returns how much is written now.
+fn show_new(
+    logs: &Logs,
+    engine: &mut crate::engine::Engine,
+    id: &str,
+    run: u32,
+    shown: u64,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let path = logs.checked_path(id, run)?;
+    if path.exists() || !engine.keeps_output() {
+        return copy_new(&path, shown, out);
+    }
+    let Some(output) = engine.output(id, run)? else {
+        return Ok(shown);
+    };
+    let (missed, unseen) = output.unseen(shown);
+    let note = if missed > 0 {
+        dropped_note(missed)
+    } else {
+        String::new()
+    };
+    if !unseen.is_empty() || !note.is_empty() {
+        out.write_all(note.as_bytes())
+            .and_then(|()| out.write_all(unseen))
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::Internal(format!("cannot write the output: {e}")))?;
+    }
+    Ok(shown.max(output.produced))
 }
 
 #[cfg(test)]

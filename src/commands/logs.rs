@@ -3,17 +3,12 @@
 //! retries, and ends when the job ends.
 
 use std::io::Write;
-use std::time::Duration;
 
 use crate::cli::LogsArgs;
 use crate::context::Context;
 use crate::error::{EXIT_OK, Error, Result};
-use crate::job::JobState;
-use crate::logs::copy_new;
+use crate::logs::Follower;
 use crate::output::print_json;
-
-/// How often `--follow` looks for new output.
-const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 pub fn run(context: &Context, args: &LogsArgs) -> Result<u8> {
     let mut engine = context.engine_read()?;
@@ -61,40 +56,6 @@ fn read_output(
     crate::logs::read_output(&context.logs, engine, id, run)
 }
 
-/// Shows what is new of a followed attempt's output, past the `shown`
-/// bytes already shown: from this host's log while it has one, else from
-/// the database, which keeps the output of an attempt running on another
-/// host as it goes. Returns how much is shown now.
-fn show_new(
-    context: &Context,
-    engine: &mut crate::engine::Engine,
-    id: &str,
-    run: u32,
-    shown: u64,
-    out: &mut impl Write,
-) -> Result<u64> {
-    let path = context.logs.checked_path(id, run)?;
-    if path.exists() || !engine.keeps_output() {
-        return copy_new(&path, shown, out);
-    }
-    let Some(output) = engine.output(id, run)? else {
-        return Ok(shown);
-    };
-    let (missed, unseen) = output.unseen(shown);
-    let note = if missed > 0 {
-        crate::logs::dropped_note(missed)
-    } else {
-        String::new()
-    };
-    if !unseen.is_empty() || !note.is_empty() {
-        out.write_all(note.as_bytes())
-            .and_then(|()| out.write_all(unseen))
-            .and_then(|()| out.flush())
-            .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))?;
-    }
-    Ok(shown.max(output.produced))
-}
-
 fn follow(context: &Context, args: &LogsArgs, id: &str) -> Result<u8> {
     if context.json {
         let mut out = JsonLines {
@@ -111,38 +72,16 @@ fn follow(context: &Context, args: &LogsArgs, id: &str) -> Result<u8> {
     follow_into(context, args, id, &mut out)
 }
 
-/// Where `--follow` writes: the output as it is, or JSON Lines.
-trait Sink: Write {
-    /// The attempt whose output comes next.
-    fn attempt(&mut self, run: u32, first: bool) -> Result<()>;
-    /// The job ended.
-    fn end(&mut self, job: &crate::job::Job) -> Result<()>;
-}
-
-fn follow_into(context: &Context, args: &LogsArgs, id: &str, out: &mut impl Sink) -> Result<u8> {
+/// `--follow`: [`crate::logs::follow`] into `out`.
+fn follow_into(
+    context: &Context,
+    args: &LogsArgs,
+    id: &str,
+    out: &mut impl Follower,
+) -> Result<u8> {
     let mut engine = context.engine_read()?;
-    let mut job = engine.job(id)?;
-    let mut run = args.attempt.unwrap_or(job.runs.max(1));
-    let mut shown = 0u64;
-    out.attempt(run, true)?;
-    loop {
-        shown = show_new(context, &mut engine, &job.id, run, shown, out)?;
-        job = engine.job(id)?;
-        if args.attempt.is_none() && job.runs > run {
-            show_new(context, &mut engine, &job.id, run, shown, out)?;
-            run = job.runs;
-            shown = 0;
-            out.attempt(run, false)?;
-            continue;
-        }
-        let run_over = job.runs >= run && !(job.state == JobState::Processing && job.runs == run);
-        if run_over && (args.attempt.is_some() || job.state.is_finished()) {
-            show_new(context, &mut engine, &job.id, run, shown, out)?;
-            out.end(&job)?;
-            return Ok(EXIT_OK);
-        }
-        std::thread::sleep(FOLLOW_POLL);
-    }
+    crate::logs::follow(&context.logs, &mut engine, id, args.attempt, out)?;
+    Ok(EXIT_OK)
 }
 
 /// The output as the job wrote it; a line on stderr between attempts.
@@ -161,7 +100,7 @@ impl Write for Plain {
     }
 }
 
-impl Sink for Plain {
+impl Follower for Plain {
     fn attempt(&mut self, run: u32, first: bool) -> Result<()> {
         if !first && !self.quiet {
             eprintln!("--- attempt {run} ---");
@@ -228,7 +167,7 @@ impl Write for JsonLines {
     }
 }
 
-impl Sink for JsonLines {
+impl Follower for JsonLines {
     fn attempt(&mut self, run: u32, _first: bool) -> Result<()> {
         self.close_line()?;
         self.attempt = run;

@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect};
+use axum::{Extension, Form};
 use maud::html;
 
 use super::auth::check_csrf;
+use super::csrf::Session;
 use super::html::{page, urlencode};
 use super::pages::{filter_fields, job_filter};
 use super::{Page, Shared, with_engine};
@@ -28,11 +29,12 @@ fn back_to_job(id: &str) -> Page {
 /// `act` on the job `arg` names, then back to its page.
 async fn on_job(
     ui: Shared,
+    session: Session,
     arg: String,
     fields: HashMap<String, String>,
     act: fn(&mut crate::engine::Engine, &str) -> crate::error::Result<()>,
 ) -> Page {
-    check_csrf(&ui, fields.get("csrf"))?;
+    check_csrf(&ui, &session, fields.get("csrf"))?;
     let id = with_engine(&ui, true, move |_, engine| {
         let id = engine.resolve_job(&arg)?;
         act(engine, &id)?;
@@ -45,10 +47,11 @@ async fn on_job(
 /// `dlq retry ID`.
 pub(crate) async fn retry(
     State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
     Path(arg): Path<String>,
     Form(f): Fields,
 ) -> Page {
-    on_job(ui, arg, f, |engine, id| {
+    on_job(ui, session, arg, f, |engine, id| {
         engine.dlq_retry(&[id.to_string()], false, now_ms())?;
         Ok(())
     })
@@ -58,10 +61,11 @@ pub(crate) async fn retry(
 /// `cancel ID`.
 pub(crate) async fn cancel(
     State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
     Path(arg): Path<String>,
     Form(f): Fields,
 ) -> Page {
-    on_job(ui, arg, f, |engine, id| {
+    on_job(ui, session, arg, f, |engine, id| {
         engine.cancel(id, now_ms())?;
         Ok(())
     })
@@ -71,10 +75,11 @@ pub(crate) async fn cancel(
 /// `dlq remove ID` (and its logs); back to the DLQ, as the job is gone.
 pub(crate) async fn delete(
     State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
     Path(arg): Path<String>,
     Form(f): Fields,
 ) -> Page {
-    check_csrf(&ui, f.get("csrf"))?;
+    check_csrf(&ui, &session, f.get("csrf"))?;
     with_engine(&ui, true, move |context, engine| {
         let id = engine.resolve_job(&arg)?;
         let removed = engine.dlq_remove(&[id])?;
@@ -87,11 +92,12 @@ pub(crate) async fn delete(
 
 async fn set_paused(
     ui: Shared,
+    session: Session,
     queue: String,
     fields: HashMap<String, String>,
     pause: bool,
 ) -> Page {
-    check_csrf(&ui, fields.get("csrf"))?;
+    check_csrf(&ui, &session, fields.get("csrf"))?;
     validate_queue(&queue)?;
     with_engine(&ui, true, move |_, engine| {
         engine.set_paused(&[queue], pause, now_ms())?;
@@ -104,19 +110,21 @@ async fn set_paused(
 /// `queue pause Q`.
 pub(crate) async fn pause(
     State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
     Path(queue): Path<String>,
     Form(f): Fields,
 ) -> Page {
-    set_paused(ui, queue, f, true).await
+    set_paused(ui, session, queue, f, true).await
 }
 
 /// `queue resume Q`.
 pub(crate) async fn resume(
     State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
     Path(queue): Path<String>,
     Form(f): Fields,
 ) -> Page {
-    set_paused(ui, queue, f, false).await
+    set_paused(ui, session, queue, f, false).await
 }
 
 /// What a bulk action does to every job matching a filter.
@@ -180,10 +188,11 @@ impl Bulk {
 /// by job, skipping one that ended meanwhile).
 pub(crate) async fn bulk(
     State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
     Path(action): Path<String>,
     Form(f): Fields,
 ) -> Page {
-    check_csrf(&ui, f.get("csrf"))?;
+    check_csrf(&ui, &session, f.get("csrf"))?;
     let bulk = Bulk::parse(&action)?;
     let filter = bulk.filter(&f)?;
     let back = match bulk {
@@ -204,7 +213,7 @@ pub(crate) async fn bulk(
                 @if count == 0 { p { "Nothing to do." } a href=(back) { "Back" } }
                 @else {
                     form method="post" action=(format!("/bulk/{action}")) {
-                        input type="hidden" name="csrf" value=(ui.csrf);
+                        input type="hidden" name="csrf" value=(ui.csrf.token(&session));
                         input type="hidden" name="confirm" value="yes";
                         @for (k, v) in &fields { input type="hidden" name=(k) value=(v); }
                         button #confirm { (verb) " " (count) " jobs" }

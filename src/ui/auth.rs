@@ -1,5 +1,6 @@
 //! Who may use the dashboard: the token (every request, when set), the
-//! CSRF token (every POST) and `--read-only` (no POST at all).
+//! session's CSRF token (every POST, see [`super::csrf`]) and
+//! `--read-only` (no POST at all).
 //!
 //! A token arrives as `Authorization: Bearer T`, as the `queuectl_token`
 //! cookie, or once as `?token=T`, which sets that cookie (HttpOnly,
@@ -11,12 +12,15 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::csrf::Session;
 use super::{Shared, UiError};
 
 const COOKIE: &str = "queuectl_token";
 
-/// Refuses requests without the token (401) and, read-only, every POST (403).
-pub(crate) async fn guard(State(ui): State<Shared>, request: Request, next: Next) -> Response {
+/// Refuses requests without the token (401) and, read-only, every POST
+/// (403); gives the request its browser session (a new one, and its
+/// cookie, when it named none) for the handlers' CSRF tokens.
+pub(crate) async fn guard(State(ui): State<Shared>, mut request: Request, next: Next) -> Response {
     if ui.loopback_hosts_only && !header_str(&request, header::HOST).is_some_and(loopback_host) {
         return UiError::new(
             StatusCode::MISDIRECTED_REQUEST,
@@ -58,8 +62,17 @@ pub(crate) async fn guard(State(ui): State<Shared>, request: Request, next: Next
         )
         .into_response();
     }
+    let session = header_str(&request, header::COOKIE)
+        .and_then(Session::from_cookies)
+        .unwrap_or_else(Session::new);
+    let new_session = session.fresh().then(|| session.set_cookie());
+    request.extensions_mut().insert(session);
     let mut response = next.run(request).await;
-    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+    for cookie in [set_cookie, new_session]
+        .into_iter()
+        .flatten()
+        .filter_map(|c| HeaderValue::from_str(&c).ok())
+    {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
@@ -104,10 +117,15 @@ fn header_str(request: &Request, name: header::HeaderName) -> Option<&str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Whether a form's CSRF field is the server's.
-pub(crate) fn check_csrf(ui: &Shared, given: Option<&String>) -> Result<(), UiError> {
+/// Whether a form's CSRF field is the token of the session its request
+/// came with (a session made for this very request has none yet).
+pub(crate) fn check_csrf(
+    ui: &Shared,
+    session: &Session,
+    given: Option<&String>,
+) -> Result<(), UiError> {
     match given {
-        Some(given) if same(given, &ui.csrf) => Ok(()),
+        Some(given) if !session.fresh() && same(given, &ui.csrf.token(session)) => Ok(()),
         _ => Err(UiError::new(
             StatusCode::FORBIDDEN,
             "the form's CSRF token is missing or stale: reload the page and try again",
@@ -125,8 +143,13 @@ pub fn same(a: &str, b: &str) -> bool {
     a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
-/// 128 random bits as hex: from the kernel, else from std's hasher keys.
+/// 128 random bits as hex (see [`random_bytes`]).
 pub fn random_token() -> String {
+    random_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 128 random bits: from the kernel, else from std's hasher keys.
+pub fn random_bytes() -> [u8; 16] {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     let from_kernel = std::fs::File::open("/dev/urandom")
@@ -139,7 +162,7 @@ pub fn random_token() -> String {
         bytes[..8].copy_from_slice(&a.to_le_bytes());
         bytes[8..].copy_from_slice(&b.to_le_bytes());
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes
 }
 
 #[cfg(test)]

@@ -23,17 +23,16 @@ const MIN_GAP: Duration = Duration::from_secs(1);
 /// At least one event this often.
 const MAX_GAP: Duration = Duration::from_secs(5);
 
-/// The events of one client.
+/// The events of one client, as a blocking thread sends them; they end
+/// when it drops its sender.
 #[derive(Debug)]
-pub(crate) struct Events(mpsc::Receiver<String>);
+pub(crate) struct Events(pub mpsc::Receiver<Event>);
 
 impl futures_core::Stream for Events {
     type Item = Result<Event, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.0
-            .poll_recv(cx)
-            .map(|html| html.map(|html| Ok(Event::default().event("overview").data(html))))
+        self.0.poll_recv(cx).map(|event| event.map(Ok))
     }
 }
 
@@ -45,7 +44,7 @@ pub(crate) async fn events(State(ui): State<Shared>) -> Sse<KeepAliveStream<Even
 
 /// Sends the fragment now, then on changes and every [`MAX_GAP`], until
 /// the receiver is gone, the server stops, or the queue cannot be read.
-fn follow(ui: &Shared, tx: &mpsc::Sender<String>) {
+fn follow(ui: &Shared, tx: &mpsc::Sender<Event>) {
     let mut feed = None;
     let mut changed = true;
     let mut last = Instant::now() - MAX_GAP;
@@ -68,7 +67,10 @@ fn follow(ui: &Shared, tx: &mpsc::Sender<String>) {
             };
             // One line per `data:` line, as the Event writes it.
             let html = overview_fragment(&data).into_string().replace('\r', "");
-            if tx.blocking_send(html).is_err() {
+            if tx
+                .blocking_send(Event::default().event("overview").data(html))
+                .is_err()
+            {
                 return;
             }
             last = Instant::now();

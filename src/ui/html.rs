@@ -188,25 +188,72 @@ pub fn schedule_table(schedules: &[ScheduleView]) -> Markup {
     }
 }
 
-/// The script of pages that follow the queue: on each `overview` event,
-/// either swap `#live` with the event's HTML, or fetch `refetch` into it.
-pub fn live_script(target: &str, refetch: Option<&str>) -> Markup {
-    let handler = match refetch {
-        None => format!("document.getElementById('{target}').innerHTML = e.data;"),
-        Some(url) => format!(
-            "fetch('{url}', {{credentials: 'same-origin'}}).then(function (r) {{ return r.ok ? r.text() : null; }})\
-             .then(function (h) {{ if (h !== null) document.getElementById('{target}').innerHTML = h; }});"
-        ),
-    };
+/// The overview's script: on each `overview` event of `/events`, `#live`
+/// takes the event's HTML.
+pub fn live_script() -> Markup {
     html! {
         script {
-            (PreEscaped(format!(
-                "(function () {{ var es = new EventSource('/events'); \
-                 es.addEventListener('overview', function (e) {{ {handler} }}); }})();"
-            )))
+            (PreEscaped(
+                "(function () { var es = new EventSource('/events'); \
+                 es.addEventListener('overview', function (e) { \
+                 document.getElementById('live').innerHTML = e.data; }); })();"
+            ))
         }
     }
 }
+
+/// The script of an unfinished job's page: it follows `/events/job/ID`
+/// (see `ui/output.rs`), appending each `output` event's text to its
+/// attempt's `<pre>` as a text node (job output is never markup), and
+/// reloads `#job-live` from `/fragment/job/ID` when the state changes
+/// (or the server says to refresh a waiting job's), an attempt without a
+/// `<pre>` begins, or the job ends (then it stops). What
+/// the stream sent of each attempt is put back into the fragment a reload
+/// brings, until the end, when the server's copy is the whole output.
+pub fn job_script(id: &str) -> Markup {
+    // An id in a URL: urlencoded, so no quote or `<` reaches the script.
+    let script = JOB_SCRIPT.replace("JOB_ID", &urlencode(id));
+    html! { script { (PreEscaped(script)) } }
+}
+
+const JOB_SCRIPT: &str = r#"(function () {
+  var live = document.getElementById('job-live');
+  var texts = {};
+  var asked = 0;
+  var es = new EventSource('/events/job/JOB_ID');
+  function pre(n) { return live.querySelector('pre.output[data-attempt="' + n + '"]'); }
+  function reload() {
+    var mine = ++asked;
+    fetch('/fragment/job/JOB_ID', {credentials: 'same-origin'})
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (h) {
+        if (h === null || mine !== asked) return;
+        live.innerHTML = h;
+        for (var n in texts) { var p = pre(n); if (p) p.textContent = texts[n]; }
+      });
+  }
+  es.addEventListener('attempt', function (e) {
+    var n = JSON.parse(e.data).attempt;
+    texts[n] = '';
+    var p = pre(n);
+    if (p) p.textContent = ''; else reload();
+  });
+  es.addEventListener('output', function (e) {
+    var d = JSON.parse(e.data);
+    texts[d.attempt] = (texts[d.attempt] || '') + d.text;
+    var p = pre(d.attempt);
+    if (!p) return;
+    var bottom = p.scrollTop + p.clientHeight >= p.scrollHeight - 4;
+    p.appendChild(document.createTextNode(d.text));
+    if (bottom) p.scrollTop = p.scrollHeight;
+  });
+  es.addEventListener('state', function (e) {
+    var d = JSON.parse(e.data);
+    var shown = document.getElementById('job-state');
+    if (d.refresh || !shown || shown.textContent !== d.state) reload();
+  });
+  es.addEventListener('end', function () { es.close(); texts = {}; reload(); });
+})();"#;
 
 /// One job's page data.
 #[derive(Debug)]
@@ -291,9 +338,7 @@ pub fn job_page(p: &JobPage, csrf: Option<&str>) -> Markup {
                 @for (k, v) in &job.env { tr { th { "env " (k) } td { (v) } } }
             }
             div #job-live { (job_fragment(p, csrf)) }
-            @if !job.state.is_finished() {
-                (live_script("job-live", Some(&format!("/fragment/job/{}", urlencode(&job.id)))))
-            }
+            @if !job.state.is_finished() { (job_script(&job.id)) }
         },
     )
 }

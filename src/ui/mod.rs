@@ -5,17 +5,20 @@
 //! same engine operation as the CLI command that does it.
 //!
 //! Security: loopback by default; any other address needs a token (see
-//! [`auth`]); actions are POSTs carrying a per-process CSRF token;
-//! `--read-only` renders no form and refuses every POST. Every piece of
-//! job data goes through maud, which escapes it.
+//! [`auth`]); actions are POSTs carrying the CSRF token of the browser's
+//! session (see [`csrf`]); `--read-only` renders no form and refuses
+//! every POST. Every piece of job data goes through maud, which escapes
+//! it, or, streamed to a page, into a text node.
 
 mod actions;
 mod auth;
 pub mod chart;
+mod csrf;
 pub mod cursor;
 mod events;
 mod graph;
 mod html;
+mod output;
 mod pages;
 
 use std::net::SocketAddr;
@@ -39,8 +42,9 @@ pub(crate) struct Ui {
     pub read_only: bool,
     /// Required of every request when set.
     pub token: Option<String>,
-    /// Every form carries it; a POST without it is refused.
-    pub csrf: String,
+    /// Derives each session's CSRF token, which its forms carry; a POST
+    /// without its session's token is refused.
+    pub csrf: csrf::Key,
     /// Set at Ctrl-C/SIGTERM: the event streams end.
     pub stopping: AtomicBool,
     /// Served on loopback without a token: only requests that name a
@@ -86,7 +90,7 @@ pub fn serve(context: &Context, args: &UiArgs) -> Result<u8> {
         context: context.clone(),
         read_only: args.read_only,
         token,
-        csrf: auth::random_token(),
+        csrf: csrf::Key::random(),
         stopping: AtomicBool::new(false),
         loopback_hosts_only: addr.ip().is_loopback() && tokenless,
         minutes: std::sync::Mutex::default(),
@@ -134,6 +138,7 @@ fn router(ui: Shared) -> Router {
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
         .route("/fragment/job/{id}", get(pages::job_fragment))
+        .route("/events/job/{id}", get(output::job_output))
         .route("/queues", get(pages::queues))
         .route("/dlq", get(pages::dlq))
         .route("/schedules", get(pages::schedules_handler))

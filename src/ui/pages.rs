@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse};
 use maud::{Markup, html};
 
+use super::csrf::Session;
 use super::html::{self, JobPage, Overview, action, job_rows, page, urlencode};
 use super::{Page, Shared, UiError, chart, cursor, with_engine};
 use crate::clock::{now_ms, relative};
@@ -24,9 +26,10 @@ fn ok(markup: Markup) -> Page {
     Ok(Html(markup.into_string()).into_response())
 }
 
-/// The CSRF token for forms, or None when read-only (no forms).
-fn forms(ui: &Shared) -> Option<String> {
-    (!ui.read_only).then(|| ui.csrf.clone())
+/// The CSRF token of the session's forms, or None when read-only (no
+/// forms).
+pub(crate) fn forms(ui: &Shared, session: &Session) -> Option<String> {
+    (!ui.read_only).then(|| ui.csrf.token(session))
 }
 
 /// The jobfile for reading pages: one that does not validate shows none.
@@ -64,7 +67,7 @@ pub(crate) async fn overview(State(ui): State<Shared>) -> Page {
         html! {
             h1 { "queuectl" }
             div #live { (html::overview_fragment(&data)) }
-            (html::live_script("live", None))
+            (html::live_script())
         },
     ))
 }
@@ -131,6 +134,7 @@ pub(crate) fn filter_fields(filter: &JobFilter) -> Vec<(&'static str, String)> {
 
 pub(crate) async fn jobs(
     State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Page {
     let filter = job_filter(&query)?;
@@ -170,7 +174,7 @@ pub(crate) async fn jobs(
         _ => None,
     };
     let value = |key: &str| query.get(key).cloned().unwrap_or_default();
-    let csrf = forms(&ui);
+    let csrf = forms(&ui, &session);
     ok(page(
         "jobs",
         html! {
@@ -240,19 +244,30 @@ fn job_data(context: &Context, engine: &mut Engine, arg: &str) -> Result<JobPage
     })
 }
 
-pub(crate) async fn job(State(ui): State<Shared>, Path(arg): Path<String>) -> Page {
+pub(crate) async fn job(
+    State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
+    Path(arg): Path<String>,
+) -> Page {
     let data = with_engine(&ui, false, move |c, e| job_data(c, e, &arg)).await?;
-    ok(html::job_page(&data, forms(&ui).as_deref()))
+    ok(html::job_page(&data, forms(&ui, &session).as_deref()))
 }
 
-pub(crate) async fn job_fragment(State(ui): State<Shared>, Path(arg): Path<String>) -> Page {
+pub(crate) async fn job_fragment(
+    State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
+    Path(arg): Path<String>,
+) -> Page {
     let data = with_engine(&ui, false, move |c, e| job_data(c, e, &arg)).await?;
-    ok(html::job_fragment(&data, forms(&ui).as_deref()))
+    ok(html::job_fragment(&data, forms(&ui, &session).as_deref()))
 }
 
-pub(crate) async fn queues(State(ui): State<Shared>) -> Page {
+pub(crate) async fn queues(
+    State(ui): State<Shared>,
+    Extension(session): Extension<Session>,
+) -> Page {
     let queues = with_engine(&ui, false, |_, e| queue_views(e)).await?;
-    let csrf = forms(&ui);
+    let csrf = forms(&ui, &session);
     ok(page(
         "queues",
         html! {
@@ -290,7 +305,7 @@ struct Group {
     last_line: String,
 }
 
-pub(crate) async fn dlq(State(ui): State<Shared>) -> Page {
+pub(crate) async fn dlq(State(ui): State<Shared>, Extension(session): Extension<Session>) -> Page {
     let (groups, total) = with_engine(&ui, false, |context, engine| {
         let dead = engine.dead(DLQ_SCAN)?;
         let mut groups: BTreeMap<(String, Option<i32>), Group> = BTreeMap::new();
@@ -327,7 +342,7 @@ pub(crate) async fn dlq(State(ui): State<Shared>) -> Page {
         Ok((groups, total))
     })
     .await?;
-    let csrf = forms(&ui);
+    let csrf = forms(&ui, &session);
     ok(page(
         "dead letter queue",
         html! {

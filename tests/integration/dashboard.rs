@@ -3,7 +3,7 @@
 //! the command line beside it. Each page's screenshot is left in
 //! `target/tmp/ui-screenshots/`.
 
-use super::harness::{Env, Worker, wait_until};
+use super::harness::{Env, Gate, Worker, wait_until};
 use super::web::Browser;
 
 /// A running dashboard and its address.
@@ -98,6 +98,57 @@ fn a_dead_job_is_read_and_retried_from_its_page() {
     browser.wait_for_text("#job-state", "completed");
     assert_eq!(env.state(&id), "completed");
     browser.screenshot("job-completed");
+}
+
+/// A running job's output shows on its open page as the job writes it
+/// (the job waits on a gate the test opens, so the line cannot have been
+/// there when the page loaded), as text, and the page then shows the
+/// job's end, all without a reload.
+#[test]
+fn a_running_jobs_output_appears_on_its_page_as_it_is_written() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let env = Env::new();
+    let (first, second) = (Gate::new(&env, "first"), Gate::new(&env, "second"));
+    let id = env.enqueue(&[
+        "--",
+        "read a < first; echo '<i>first</i>'; read b < second; echo second",
+    ]);
+    let _worker = env.worker(&["--count", "1"]);
+    wait_until("the job runs", || env.state(&id) == "processing");
+    let ui = start_ui(&env);
+    browser.goto(&format!("{}/jobs/{id}", ui.url));
+    browser.wait_for_text("#job-state", "processing");
+    browser.wait_for_text("pre.output[data-attempt='1']", "");
+    browser.execute("window.queuectlMark = 42; return 1;");
+
+    first.release("go");
+    browser.wait_for_text("pre.output[data-attempt='1']", "<i>first</i>");
+    assert_eq!(
+        browser
+            .execute("return document.querySelectorAll('#job-live i, #job-live script').length;"),
+        serde_json::json!(0),
+        "the output is text, not markup"
+    );
+    assert_eq!(env.state(&id), "processing", "the job is still held");
+    browser.screenshot("job-running");
+
+    second.release("go");
+    browser.wait_for_text("#job-state", "completed");
+    browser.wait_for_text("pre.output[data-attempt='1']", "<i>first</i>\nsecond");
+    assert!(
+        browser
+            .text("div.attempt[data-attempt='1'] p")
+            .contains("exit code 0"),
+        "{}",
+        browser.source()
+    );
+    assert_eq!(
+        browser.execute("return window.queuectlMark;"),
+        serde_json::json!(42),
+        "the page was not reloaded"
+    );
 }
 
 /// Pausing a queue on the queues page stops its claims on a running

@@ -382,6 +382,45 @@ pub fn libfaketime() -> PathBuf {
         .expect("libfaketime beside the faketime program")
 }
 
+/// A FIFO a job waits on (`read line < NAME`) until the test releases
+/// it: what the job did before is provably done before the release,
+/// without a sleep on either side. One wait per gate: a second `read`
+/// of the same FIFO may open it before the first release closed it, and
+/// take that close for its own end. Dropped unreleased (a test that
+/// failed), it lets a waiting job go on, so none is left waiting.
+pub struct Gate {
+    path: PathBuf,
+}
+
+impl Gate {
+    /// A FIFO named `name` in `env`'s dir (the jobs' working directory).
+    pub fn new(env: &Env, name: &str) -> Gate {
+        let path = env.file(name);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success(), "mkfifo {}", path.display());
+        Gate { path }
+    }
+
+    /// Gives the job waiting on it `line` (it waits for a job to open it).
+    pub fn release(&self, line: &str) {
+        std::fs::write(&self.path, format!("{line}\n")).expect("release the gate");
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Without waiting: nobody may be reading any more.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&self.path);
+    }
+}
+
 /// Waits until `condition` holds, failing the test after [`TIMEOUT`].
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;

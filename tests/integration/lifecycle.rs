@@ -213,6 +213,18 @@ fn logs_follow_streams_until_the_job_ends() {
     assert_eq!(env.state(&id), "completed");
 }
 
+/// `logs --follow` of a job cancelled before it ever ran ends: it no
+/// longer waits for a first attempt that cannot come.
+#[test]
+fn logs_follow_ends_when_the_job_is_cancelled_before_it_ran() {
+    let env = Env::new();
+    let id = env.enqueue(&["--delay", "1h", "echo never"]);
+    let follower = env.spawn(&["logs", "--follow", &id]);
+    env.cmd(["cancel", &id]).assert().success();
+    let (code, output) = follower.wait();
+    assert_eq!((code, output.as_str()), (Some(0), ""));
+}
+
 #[test]
 fn higher_priority_runs_first_then_fifo() {
     let env = Env::new();

@@ -526,6 +526,40 @@ fn logs_follow_on_another_host_shows_output_while_the_job_runs() {
     assert!(!env.file(".queuectl/logs").exists(), "host b has none");
 }
 
+/// The dashboard on a host without the attempt's log streams a running
+/// job's output from the database, as `logs --follow` does there: the
+/// first line while the job is held, the second once it is released.
+#[test]
+fn the_dashboard_on_another_host_streams_output_from_the_database() {
+    let Some(env) = Env::postgres() else { return };
+    let gate = super::harness::Gate::new(&env, "gate");
+    let id = env.enqueue(&["--", "echo first; read go < gate; echo \"second $go\""]);
+    let host_a = env.file("host-a");
+    std::fs::create_dir(&host_a).expect("mkdir host-a");
+    let mut run = env.command(super::harness::bin());
+    run.args(["run", "--until-idle"])
+        .current_dir(&host_a)
+        .env("QUEUECTL_HOST_ID", "host-a");
+    let runner = env.start(run);
+    // Host b serves the dashboard, with no log of the job here.
+    let (_ui, addr) = super::web::start_ui(&env, &[]);
+    wait_until("the job runs", || env.state(&id) == "processing");
+    let mut events = super::web::EventStream::open(&addr, &format!("/events/job/{id}"));
+    events.wait_for("event: output\ndata: {\"attempt\":1,\"text\":\"first\\n\"}\n\n");
+    assert_eq!(env.state(&id), "processing", "shown while it runs");
+    assert!(!events.seen().contains("second"), "{}", events.seen());
+    gate.release("now");
+    events.wait_for("event: output\ndata: {\"attempt\":1,\"text\":\"second now\\n\"}\n\n");
+    events.wait_for("event: end\ndata: {\"exit_code\":0,\"state\":\"completed\"}\n\n");
+    events.wait_closed();
+    assert_eq!(runner.wait().0, Some(0));
+    assert!(
+        host_a.join(".queuectl/logs").is_dir(),
+        "host a keeps its log"
+    );
+    assert!(!env.file(".queuectl/logs").exists(), "host b has none");
+}
+
 #[test]
 fn output_past_log_max_bytes_reads_the_same_from_the_database() {
     let Some(env) = Env::postgres() else { return };

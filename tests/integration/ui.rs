@@ -2,16 +2,21 @@
 //! on std's TcpStream: every route's status, escaping, the actions (each
 //! checked through the CLI), CSRF, read-only, the token, and the events.
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::harness::{Env, TIMEOUT, Worker};
+use super::harness::{Env, Gate, TIMEOUT, Worker};
+use super::web::EventStream;
 
-/// A started `queuectl ui` and its base address (`127.0.0.1:PORT`).
+/// A started `queuectl ui`, its base address (`127.0.0.1:PORT`), and the
+/// session cookie it gave this client (kept and sent back, as a browser
+/// does, unless a request names its own `Cookie`).
 struct Ui {
     _process: Worker,
     addr: String,
+    jar: RefCell<Option<String>>,
 }
 
 fn start(env: &Env, extra: &[&str]) -> Ui {
@@ -19,6 +24,7 @@ fn start(env: &Env, extra: &[&str]) -> Ui {
     Ui {
         addr,
         _process: process,
+        jar: RefCell::new(None),
     }
 }
 
@@ -29,8 +35,56 @@ struct Reply {
     body: String,
 }
 
+impl Reply {
+    /// The value of the `queuectl_session` cookie it sets, if it sets one.
+    fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .lines()
+            .filter_map(|l| l.strip_prefix("set-cookie: queuectl_session="))
+            .map(|v| v.split(';').next().unwrap_or_default().to_string())
+            .next()
+    }
+
+    /// The CSRF token of its first form.
+    fn csrf(&self) -> Option<String> {
+        let at = self.body.find("name=\"csrf\" value=\"")? + 19;
+        self.body[at..].split('"').next().map(str::to_string)
+    }
+}
+
+/// A browser session: its cookie (`queuectl_session=…`) and the CSRF
+/// token its forms carry.
+#[derive(Debug)]
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
 impl Ui {
+    /// A request with this client's session cookie, unless `headers`
+    /// name a `Cookie`; the first session cookie it is given is kept.
     fn request(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Reply {
+        if headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("cookie:"))
+        {
+            return self.raw(method, path, headers, body);
+        }
+        let jar = self.jar.borrow().clone();
+        let cookie = jar.as_ref().map(|c| format!("Cookie: {c}"));
+        let mut all = headers.to_vec();
+        all.extend(cookie.as_deref());
+        let reply = self.raw(method, path, &all, body);
+        if jar.is_none()
+            && let Some(id) = reply.session_cookie()
+        {
+            *self.jar.borrow_mut() = Some(format!("queuectl_session={id}"));
+        }
+        reply
+    }
+
+    /// A request with these headers only (no cookie but theirs).
+    fn raw(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Reply {
         let headers: Vec<(&str, &str)> = headers
             .iter()
             .filter_map(|h| h.split_once(':'))
@@ -57,19 +111,30 @@ impl Ui {
         self.request("POST", path, &[], body)
     }
 
-    /// The CSRF token the forms carry.
+    /// The CSRF token the forms of this client's session carry.
     fn csrf(&self) -> String {
-        let page = self.get("/queues").body;
-        let page = if page.contains("name=\"csrf\"") {
-            page
-        } else {
-            self.get("/dlq").body
-        };
-        let at = page
-            .find("name=\"csrf\" value=\"")
+        self.get("/queues")
+            .csrf()
+            .or_else(|| self.get("/dlq").csrf())
             .expect("a form with its CSRF token")
-            + 19;
-        page[at..at + 32].to_string()
+    }
+
+    /// A new session, as a browser without cookies gets one (`headers`:
+    /// what else it sends, e.g. the dashboard's token).
+    fn session(&self, headers: &[&str]) -> Session {
+        let reply = self.raw("GET", "/queues", headers, "");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let id = reply.session_cookie().expect("a session cookie");
+        assert!(
+            reply.headers.contains(&format!(
+                "set-cookie: queuectl_session={id}; httponly; samesite=strict; path=/\r\n"
+            )),
+            "{reply:?}"
+        );
+        Session {
+            cookie: format!("queuectl_session={id}"),
+            csrf: reply.csrf().expect("a form with its CSRF token"),
+        }
     }
 }
 
@@ -332,6 +397,98 @@ fn posts_need_the_csrf_token_and_read_only_refuses_them() {
     assert_eq!(env.state(&id), "dead");
 }
 
+/// Each browser session gets its own CSRF token, and a POST is taken
+/// only with the token of the session its own cookie names.
+#[test]
+fn each_session_has_its_own_csrf_token() {
+    let env = Env::new();
+    let id = dead_job(&env, "exit 3");
+    let ui = start(&env, &[]);
+    let (a, b) = (ui.session(&[]), ui.session(&[]));
+    assert_ne!(a.cookie, b.cookie);
+    assert_ne!(a.csrf, b.csrf);
+    // A session keeps its token on every page, and its cookie.
+    let cookie_a = format!("Cookie: {}", a.cookie);
+    let again = ui.raw("GET", &format!("/jobs/{id}"), &[&cookie_a], "");
+    assert_eq!(again.csrf().as_deref(), Some(a.csrf.as_str()), "{again:?}");
+    assert_eq!(again.session_cookie(), None, "{again:?}");
+    // A malformed session cookie is replaced.
+    let forged = ui.raw("GET", "/", &["Cookie: queuectl_session=../x"], "");
+    assert!(forged.session_cookie().is_some(), "{forged:?}");
+
+    let retry = format!("/jobs/{id}/retry");
+    let refused = |reply: Reply| {
+        assert_eq!(reply.status, 403, "{reply:?}");
+        assert!(
+            reply.body.contains("CSRF token is missing or stale"),
+            "{}",
+            reply.body
+        );
+        assert_eq!(env.state(&id), "dead", "nothing changed");
+    };
+    let cookie_b = format!("Cookie: {}", b.cookie);
+    // A's token with B's cookie, and A's with no session cookie at all
+    // (none, another cookie, a session made up).
+    refused(ui.raw("POST", &retry, &[&cookie_b], &format!("csrf={}", a.csrf)));
+    refused(ui.raw("POST", &retry, &[], &format!("csrf={}", a.csrf)));
+    refused(ui.raw(
+        "POST",
+        &retry,
+        &["Cookie: other=1"],
+        &format!("csrf={}", a.csrf),
+    ));
+    refused(ui.raw(
+        "POST",
+        &retry,
+        &["Cookie: queuectl_session=0123456789abcdef0123456789abcdef"],
+        &format!("csrf={}", a.csrf),
+    ));
+    // B's own token with B's cookie.
+    let reply = ui.raw("POST", &retry, &[&cookie_b], &format!("csrf={}", b.csrf));
+    assert_eq!(reply.status, 303, "{reply:?}");
+    assert_eq!(env.state(&id), "pending");
+
+    // Behind a token: `?token=` sets both cookies, which together carry
+    // a POST; another process's token for the same session is refused.
+    let guarded = start(&env, &["--token", "s3cret"]);
+    let first = guarded.raw("GET", "/queues?token=s3cret", &[], "");
+    assert!(first.headers.contains("set-cookie: queuectl_token=s3cret;"));
+    let session = first.session_cookie().expect("a session cookie");
+    let csrf = first.csrf().expect("a CSRF token");
+    let cookies = format!("Cookie: queuectl_token=s3cret; queuectl_session={session}");
+    let elsewhere = ui
+        .raw(
+            "GET",
+            "/queues",
+            &[&format!("Cookie: queuectl_session={session}")],
+            "",
+        )
+        .csrf()
+        .expect("a CSRF token");
+    assert_ne!(elsewhere, csrf, "each process has its own key");
+    let pause = |csrf: &str| {
+        guarded.raw(
+            "POST",
+            "/queues/default/pause",
+            &[&cookies],
+            &format!("csrf={csrf}"),
+        )
+    };
+    assert_eq!(pause(&elsewhere).status, 403);
+    assert_eq!(pause(&csrf).status, 303);
+    let bearer = guarded.session(&["Authorization: Bearer s3cret"]);
+    let resume = guarded.raw(
+        "POST",
+        "/queues/default/resume",
+        &[
+            "Authorization: Bearer s3cret",
+            &format!("Cookie: {}", bearer.cookie),
+        ],
+        &format!("csrf={}", bearer.csrf),
+    );
+    assert_eq!(resume.status, 303, "{resume:?}");
+}
+
 /// Without a token, a loopback dashboard answers only requests that
 /// name a loopback host: a page elsewhere whose name was rebound to
 /// 127.0.0.1 (DNS rebinding) reads nothing, not even the CSRF token.
@@ -436,6 +593,101 @@ fn events_follow_the_queue() {
     assert!(seen.contains("text/event-stream"), "{seen}");
     let id = env.enqueue(&["echo hello"]);
     wait_for(&format!("data-id=\"{id}\""), &mut seen);
+}
+
+/// A job's page follows its output as it is written: `/events/job/ID`
+/// sends the first line while the job is still held (it waits on a FIFO
+/// only the test opens), then the second once it is released, then the
+/// end, and closes; the page itself escapes what was written so far.
+#[test]
+fn a_running_jobs_output_streams_as_it_is_written() {
+    let env = Env::new();
+    let gate = Gate::new(&env, "gate");
+    let id = env.enqueue(&[
+        "--",
+        "echo '<script>first</script>'; read go < gate; echo \"second $go\"",
+    ]);
+    let _worker = env.worker(&["--count", "1"]);
+    let ui = start(&env, &[]);
+    super::harness::wait_until("the job runs", || env.state(&id) == "processing");
+    let mut events = EventStream::open(&ui.addr, &format!("/events/job/{id}"));
+    let attempt = events.wait_for("event: attempt\ndata: {\"attempt\":1}\n\n");
+    let first = events.wait_for(
+        "event: output\ndata: {\"attempt\":1,\"text\":\"<script>first</script>\\n\"}\n\n",
+    );
+    assert!(attempt < first, "{}", events.seen());
+    events.wait_for("event: state\ndata: {\"state\":\"processing\"}\n\n");
+    // Held: nothing more can have come.
+    assert_eq!(env.state(&id), "processing");
+    assert!(!events.seen().contains("second"), "{}", events.seen());
+    assert!(!events.seen().contains("event: end"), "{}", events.seen());
+    // Its page, meanwhile: the output so far as text, and the script
+    // that follows the stream.
+    let page = ui.get(&format!("/jobs/{id}")).body;
+    assert!(
+        page.contains(
+            "<pre class=\"output\" data-attempt=\"1\">&lt;script&gt;first&lt;/script&gt;\n</pre>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("new EventSource('/events/job/{id}')")),
+        "{page}"
+    );
+    assert!(!page.contains("<script>first"), "{page}");
+
+    gate.release("now");
+    let second =
+        events.wait_for("event: output\ndata: {\"attempt\":1,\"text\":\"second now\\n\"}\n\n");
+    let end = events.wait_for("event: end\ndata: {\"exit_code\":0,\"state\":\"completed\"}\n\n");
+    assert!(first < second && second < end, "{}", events.seen());
+    events.wait_closed();
+    assert_eq!(env.state(&id), "completed");
+    // A finished job's page follows nothing; an unknown job has no stream.
+    let page = ui.get(&format!("/jobs/{id}")).body;
+    assert!(!page.contains("EventSource"), "{page}");
+    assert_eq!(ui.get("/events/job/no-such-job").status, 404);
+}
+
+/// A waiting job's stream says its state, asks its page to refresh what
+/// it waits for now and then, and ends when the job is cancelled before
+/// it ever ran.
+#[test]
+fn a_waiting_jobs_stream_refreshes_and_ends_when_it_is_cancelled() {
+    let env = Env::new();
+    let id = env.enqueue(&["--delay", "1h", "echo never"]);
+    let ui = start(&env, &[]);
+    let mut events = EventStream::open(&ui.addr, &format!("/events/job/{id}"));
+    events.wait_for("event: state\ndata: {\"state\":\"pending\"}\n\n");
+    events.wait_for("event: state\ndata: {\"refresh\":true,\"state\":\"pending\"}\n\n");
+    env.cmd(["cancel", &id]).assert().success();
+    events.wait_for("event: end\ndata: {\"exit_code\":null,\"state\":\"cancelled\"}\n\n");
+    events.wait_closed();
+    assert!(
+        !events.seen().contains("event: output"),
+        "{}",
+        events.seen()
+    );
+}
+
+/// A job's stream ends when the server stops, even while the job runs
+/// on (it would otherwise hold the server's shutdown).
+#[test]
+fn a_job_stream_ends_when_the_server_stops() {
+    let env = Env::new();
+    let gate = Gate::new(&env, "gate");
+    let id = env.enqueue(&["--", "echo held; read go < gate"]);
+    let _worker = env.worker(&["--count", "1"]);
+    let (server, addr) = super::web::start_ui(&env, &[]);
+    let mut events = EventStream::open(&addr, &format!("/events/job/{id}"));
+    events.wait_for("\"text\":\"held\\n\"");
+    server.signal("TERM");
+    events.wait_closed();
+    let (code, output) = server.wait();
+    assert_eq!(code, Some(0), "{output}");
+    assert!(!events.seen().contains("event: end"), "{}", events.seen());
+    assert_eq!(env.state(&id), "processing", "the job runs on");
+    gate.release("done");
 }
 
 /// The schedules page lists each watch with the last change it saw.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::harness::{Env, Worker, require};
+use super::harness::{Env, TIMEOUT, Worker, require};
 
 /// A response: its status and body.
 #[derive(Debug)]
@@ -141,6 +141,83 @@ fn unchunk(mut rest: &[u8]) -> Vec<u8> {
         rest = &rest[(stop + 2).min(rest.len())..];
     }
     body
+}
+
+/// A server-sent event stream, read as it comes: `GET PATH` over
+/// HTTP/1.0, so the body is the events themselves (no chunk framing),
+/// until the server closes the connection.
+pub struct EventStream {
+    stream: TcpStream,
+    /// What came so far: the response's head, then the events.
+    raw: Vec<u8>,
+    closed: bool,
+}
+
+impl EventStream {
+    /// `addr`: `127.0.0.1:PORT`.
+    pub fn open(addr: &str, path: &str) -> EventStream {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("a timeout");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+        EventStream {
+            stream,
+            raw: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// What came so far: the response's head, then the events.
+    pub fn seen(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+
+    /// Reads what has come; false once the server closed the stream.
+    fn read(&mut self) -> bool {
+        let mut buf = [0u8; 8192];
+        match self.stream.read(&mut buf) {
+            Ok(0) => self.closed = true,
+            Ok(n) => self.raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => panic!("read the event stream: {e}"),
+        }
+        !self.closed
+    }
+
+    /// Waits until what came contains `text`; where it ends.
+    pub fn wait_for(&mut self, text: &str) -> usize {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(at) = self.seen().find(text) {
+                return at + text.len();
+            }
+            assert!(
+                Instant::now() < deadline && !self.closed,
+                "no {text:?} in {}",
+                self.seen()
+            );
+            self.read();
+        }
+    }
+
+    /// Waits until the server closes the stream.
+    pub fn wait_closed(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.read() {
+            assert!(
+                Instant::now() < deadline,
+                "the stream goes on: {}",
+                self.seen()
+            );
+        }
+    }
 }
 
 /// Standard base64 (WebDriver's screenshots), decoded.
