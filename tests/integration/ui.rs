@@ -758,3 +758,41 @@ fn attempts_show_their_worker_and_the_chart_counts_failed_attempts() {
         "{schedules}"
     );
 }
+
+/// Text search reads a trigram index of the commands on SQLite. Another
+/// program that deletes a job bypasses it: the search still answers
+/// (reading every job), and queuectl's next delete that meets the stale
+/// index rebuilds it.
+#[test]
+fn a_search_survives_rows_another_program_deleted() {
+    let env = Env::new();
+    let kept = env.enqueue(&["echo findme kept"]);
+    let gone = env.enqueue(&["echo findme gone"]);
+    let ui = start(&env, &[]);
+    let page = ui.get("/jobs?q=findme").body;
+    assert!(page.contains(&kept) && page.contains(&gone), "{page}");
+    let conn = rusqlite::Connection::open(env.queue_file("queue.db")).expect("open");
+    conn.execute("DELETE FROM jobs WHERE id = ?1", [&gone])
+        .expect("a delete behind queuectl's back");
+    // A row another program added is not in the index either.
+    conn.execute(
+        "INSERT INTO jobs (id, command, origin, queue, state, max_retries, backoff_base, run_at, \
+         created_at, updated_at) SELECT 'crafted', 'echo findme crafted', origin, queue, \
+         'pending', 0, 2.0, 0, 0, 0 FROM jobs WHERE id = ?1",
+        [&kept],
+    )
+    .expect("an insert behind queuectl's back");
+    drop(conn);
+    let page = ui.get("/jobs?q=findme");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&kept), "{}", page.body);
+    assert!(page.body.contains("crafted"), "{}", page.body);
+    assert!(!page.body.contains(&gone), "{}", page.body);
+    // Deleting the crafted row meets the stale index: mended, not refused.
+    env.cmd(["cancel", "crafted"]).assert().success();
+    env.cmd(["prune", "--state", "cancelled", "--older-than", "0s"])
+        .assert()
+        .success();
+    let page = ui.get("/jobs?q=findme").body;
+    assert!(page.contains(&kept) && !page.contains("crafted"), "{page}");
+}
