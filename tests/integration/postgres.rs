@@ -493,6 +493,18 @@ fn an_owner_whose_lease_was_taken_runs_on_as_extra_and_takes_it_back_when_it_lap
     owner.wait_for_output("(pid 1 on elsewhere) is gone: this one owns it now");
 }
 
+/// `run --until-idle` as host a, with its logs (`.queuectl/logs` beside
+/// no jobfile) in a directory of its own: its path, and the process.
+fn run_on_host_a(env: &Env) -> (std::path::PathBuf, super::harness::Worker) {
+    let host_a = env.file("host-a");
+    std::fs::create_dir(&host_a).expect("mkdir host-a");
+    let mut run = env.command(super::harness::bin());
+    run.args(["run", "--until-idle"])
+        .current_dir(&host_a)
+        .env("QUEUECTL_HOST_ID", "host-a");
+    (host_a, env.start(run))
+}
+
 #[test]
 fn logs_follow_on_another_host_shows_output_while_the_job_runs() {
     let Some(env) = Env::postgres() else { return };
@@ -500,15 +512,7 @@ fn logs_follow_on_another_host_shows_output_while_the_job_runs() {
         "--",
         "echo first; while [ ! -f go ]; do sleep 0.05; done; echo second",
     ]);
-    // Host a runs it, its logs (`.queuectl/logs` beside no jobfile) in a
-    // directory of its own.
-    let host_a = env.file("host-a");
-    std::fs::create_dir(&host_a).expect("mkdir host-a");
-    let mut run = env.command(super::harness::bin());
-    run.args(["run", "--until-idle"])
-        .current_dir(&host_a)
-        .env("QUEUECTL_HOST_ID", "host-a");
-    let runner = env.start(run);
+    let (host_a, runner) = run_on_host_a(&env);
     // Host b follows it, with no log of it here.
     let mut follow = env.command(super::harness::bin());
     follow.args(["logs", "--follow", &id]);
@@ -534,13 +538,7 @@ fn the_dashboard_on_another_host_streams_output_from_the_database() {
     let Some(env) = Env::postgres() else { return };
     let gate = super::harness::Gate::new(&env, "gate");
     let id = env.enqueue(&["--", "echo first; read go < gate; echo \"second $go\""]);
-    let host_a = env.file("host-a");
-    std::fs::create_dir(&host_a).expect("mkdir host-a");
-    let mut run = env.command(super::harness::bin());
-    run.args(["run", "--until-idle"])
-        .current_dir(&host_a)
-        .env("QUEUECTL_HOST_ID", "host-a");
-    let runner = env.start(run);
+    let (host_a, runner) = run_on_host_a(&env);
     // Host b serves the dashboard, with no log of the job here.
     let (_ui, addr) = super::web::start_ui(&env, &[]);
     wait_until("the job runs", || env.state(&id) == "processing");

@@ -257,11 +257,7 @@ impl Jobs for SqliteOps<'_> {
         let state = filter.state.map(JobState::as_str);
         let rare = rare_text(self.conn, filter)?;
         let (conditions, mut args) = filter_conditions(filter, &state, &rare);
-        let from = if rare.is_some() {
-            "jobs NOT INDEXED"
-        } else {
-            "jobs"
-        };
+        let from = jobs_read_by(&rare);
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM {from} WHERE 1 = 1{conditions} \
              ORDER BY created_at DESC, id DESC LIMIT ?"
@@ -276,11 +272,7 @@ impl Jobs for SqliteOps<'_> {
         let state = filter.state.map(JobState::as_str);
         let rare = rare_text(self.conn, filter)?;
         let (conditions, args) = filter_conditions(filter, &state, &rare);
-        let from = if rare.is_some() {
-            "jobs NOT INDEXED"
-        } else {
-            "jobs"
-        };
+        let from = jobs_read_by(&rare);
         let sql = format!("SELECT COUNT(*) FROM {from} WHERE 1 = 1{conditions}");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         Ok(stmt.query_row(args.as_slice(), |row| row.get(0))?)
@@ -880,6 +872,16 @@ fn rare_text(conn: &Connection, filter: &JobFilter) -> Result<Option<String>> {
         // apply mends it; until then, every job is read.
         Err(e) if text_index_stale(&e) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What a filtered read reads: the jobs by the row ids of a rare text's
+/// matches (no index, so SQLite cannot walk one instead), else the jobs.
+fn jobs_read_by(rare: &Option<String>) -> &'static str {
+    if rare.is_some() {
+        "jobs NOT INDEXED"
+    } else {
+        "jobs"
     }
 }
 

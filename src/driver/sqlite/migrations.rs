@@ -365,16 +365,22 @@ mod tests {
         ]
     }
 
+    /// An in-memory database at schema `version` (its first migrations).
+    fn at_schema(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
+        }
+        conn
+    }
+
     /// A database made at schema 9, with jobs in it, migrated to 10: the
     /// counts stay right through every kind of move (to a count that
     /// exists and to one that does not yet), the chart's query still
     /// reads `jobs_finished`, and `jobs_by_runner` is gone.
     #[test]
     fn migration_10_keeps_the_counts_and_the_finished_index() {
-        let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
-        for sql in &MIGRATIONS[..9] {
-            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
-        }
+        let conn = at_schema(9);
         let insert = |id: &str, queue: &str, state: &str, code: Option<i64>| {
             conn.execute(
                 "INSERT INTO jobs (id, command, origin, queue, state, max_retries, backoff_base, \
@@ -450,10 +456,7 @@ mod tests {
 
     #[test]
     fn migration_11_keeps_attempts_and_schedules() {
-        let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
-        for sql in &MIGRATIONS[..10] {
-            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
-        }
+        let conn = at_schema(10);
         conn.execute_batch(
             "INSERT INTO jobs (id, command, origin, queue, state, max_retries, backoff_base, \
              run_at, created_at, updated_at) VALUES ('a', 'true', 'cli', 'default', 'failed', \
@@ -493,10 +496,7 @@ mod tests {
 
     #[test]
     fn migration_12_indexes_the_commands_already_there() {
-        let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
-        for sql in &MIGRATIONS[..11] {
-            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
-        }
+        let conn = at_schema(11);
         let insert = |id: &str, command: &str| {
             conn.execute(
                 "INSERT INTO jobs (id, command, origin, queue, state, max_retries, backoff_base, \
