@@ -473,7 +473,7 @@ fn move_each(
 /// Inserts one job; a duplicate id is an input error.
 fn insert(conn: &Connection, job: &NewJob) -> Result<()> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO jobs (id, command, definition, origin, queue, priority, state, \
+        "INSERT OR FAIL INTO jobs (id, command, definition, origin, queue, priority, state, \
          max_retries, backoff_base, max_delay_ms, jitter, no_retry_codes, timeout_ms, env, \
          cwd, run_at, created_at, updated_at, spec_hash, source_commit, after_deps, tick_at, \
          inputs, payload, exclusive) \

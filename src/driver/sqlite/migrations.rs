@@ -325,6 +325,58 @@ pub const MIGRATIONS: &[&str] = &[
         INSERT INTO jobs_text (rowid, command) VALUES (NEW.rowid, NEW.command);
     END;
     "#,
+    // 13: no page copied and no temporary table per job (issue 13). A
+    // job's count was kept by an upsert (which makes every insert keep a
+    // statement journal, a copy of each page the statement touches: a
+    // bulk enqueue spent a third of its instructions on it) or by an
+    // `INSERT … SELECT … WHERE NOT EXISTS` on `job_counts` (an insert
+    // whose select reads its own table goes through a temporary table,
+    // one per claim, finish and insert). Now a BEFORE trigger makes a
+    // missing count row, at 0, with a plain insert, and the AFTER trigger
+    // only updates: SQLite runs every BEFORE trigger before any AFTER
+    // one. (`changes()` in a trigger would do it in one, but any SQL
+    // function call makes SQLite keep the statement journal again.)
+    r#"
+    DROP TRIGGER jobs_counted_in;
+    DROP TRIGGER jobs_counted_moved;
+    CREATE TRIGGER jobs_count_row_in BEFORE INSERT ON jobs
+    WHEN NOT EXISTS (SELECT 1 FROM job_counts
+        WHERE queue = NEW.queue AND state = NEW.state
+          AND code = CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END)
+    BEGIN
+        INSERT INTO job_counts (queue, state, code, n)
+        VALUES (NEW.queue, NEW.state,
+                CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END, 0);
+    END;
+    CREATE TRIGGER jobs_counted_in AFTER INSERT ON jobs
+    BEGIN
+        UPDATE job_counts SET n = n + 1
+        WHERE queue = NEW.queue AND state = NEW.state
+          AND code = CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END;
+    END;
+    CREATE TRIGGER jobs_count_row_moved BEFORE UPDATE OF queue, state, exit_code ON jobs
+    WHEN (OLD.queue IS NOT NEW.queue OR OLD.state IS NOT NEW.state
+          OR (NEW.state = 'dead' AND OLD.exit_code IS NOT NEW.exit_code))
+        AND NOT EXISTS (SELECT 1 FROM job_counts
+            WHERE queue = NEW.queue AND state = NEW.state
+              AND code = CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END)
+    BEGIN
+        INSERT INTO job_counts (queue, state, code, n)
+        VALUES (NEW.queue, NEW.state,
+                CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END, 0);
+    END;
+    CREATE TRIGGER jobs_counted_moved AFTER UPDATE OF queue, state, exit_code ON jobs
+    WHEN OLD.queue IS NOT NEW.queue OR OLD.state IS NOT NEW.state
+        OR (NEW.state = 'dead' AND OLD.exit_code IS NOT NEW.exit_code)
+    BEGIN
+        UPDATE job_counts SET n = n - 1
+        WHERE queue = OLD.queue AND state = OLD.state
+          AND code = CASE WHEN OLD.state = 'dead' THEN COALESCE(OLD.exit_code, -1) ELSE 0 END;
+        UPDATE job_counts SET n = n + 1
+        WHERE queue = NEW.queue AND state = NEW.state
+          AND code = CASE WHEN NEW.state = 'dead' THEN COALESCE(NEW.exit_code, -1) ELSE 0 END;
+    END;
+    "#,
 ];
 
 /// `PRAGMA application_id` of a queuectl database ("qctl"): what tells it
@@ -365,6 +417,41 @@ mod tests {
         ]
     }
 
+    /// Every kind of move of jobs "a" (pending), "b" (processing), "c"
+    /// (dead) and "d" (in `deploy`), one statement each, as the driver
+    /// writes them: the counts kept equal the jobs counted after each,
+    /// whether the count moved to exists or not yet.
+    fn counts_follow_every_move(conn: &Connection) {
+        for (sql, what) in [
+            (
+                "UPDATE OR FAIL jobs SET state = 'processing' WHERE id = 'a'",
+                "a claim",
+            ),
+            (
+                "UPDATE OR FAIL jobs SET state = 'completed', exit_code = 0 WHERE id = 'b'",
+                "a finish",
+            ),
+            (
+                "UPDATE jobs SET state = 'dead', exit_code = 9 WHERE id = 'a'",
+                "a death with a new exit code",
+            ),
+            (
+                "UPDATE jobs SET exit_code = 2 WHERE id = 'a'",
+                "a dead job's code",
+            ),
+            (
+                "UPDATE jobs SET queue = 'other' WHERE id = 'd'",
+                "a new queue",
+            ),
+            ("DELETE FROM jobs WHERE id = 'c'", "a delete"),
+        ] {
+            conn.execute(sql, [])
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let [kept, counted] = kept_and_counted(conn);
+            assert_eq!(kept, counted, "after {what}");
+        }
+    }
+
     /// An in-memory database at schema `version` (its first migrations).
     fn at_schema(version: usize) -> Connection {
         let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
@@ -399,34 +486,7 @@ mod tests {
         let [kept, counted] = kept_and_counted(&conn);
         assert_eq!(kept, counted, "as migrated");
 
-        for (sql, what) in [
-            (
-                "UPDATE OR FAIL jobs SET state = 'processing' WHERE id = 'a'",
-                "a claim",
-            ),
-            (
-                "UPDATE OR FAIL jobs SET state = 'completed', exit_code = 0 WHERE id = 'b'",
-                "a finish",
-            ),
-            (
-                "UPDATE jobs SET state = 'dead', exit_code = 9 WHERE id = 'a'",
-                "a death with a new exit code",
-            ),
-            (
-                "UPDATE jobs SET exit_code = 2 WHERE id = 'a'",
-                "a dead job's code",
-            ),
-            (
-                "UPDATE jobs SET queue = 'other' WHERE id = 'd'",
-                "a new queue",
-            ),
-            ("DELETE FROM jobs WHERE id = 'c'", "a delete"),
-        ] {
-            conn.execute(sql, [])
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
-            let [kept, counted] = kept_and_counted(&conn);
-            assert_eq!(kept, counted, "after {what}");
-        }
+        counts_follow_every_move(&conn);
 
         let plan: Vec<String> = conn
             .prepare(
@@ -526,5 +586,76 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(found("*make*"), ["other"], "the old command is out");
         assert_eq!(found("*cargo*"), ["old"]);
+    }
+
+    /// A database at schema 12, with jobs, migrated to 13: the counts stay
+    /// right through inserts (to a count that exists, to a new queue, a
+    /// duplicate id refused inside a transaction) and every kind of move,
+    /// and neither the insert nor a claim or a finish goes through a
+    /// temporary table (`EXPLAIN` lists the triggers' programs too).
+    #[test]
+    fn migration_13_keeps_the_counts_without_a_temporary_table() {
+        let conn = at_schema(12);
+        conn.execute_batch(
+            "INSERT INTO jobs (id, command, origin, queue, state, max_retries, backoff_base, \
+             run_at, created_at, updated_at, exit_code) VALUES \
+             ('b', 'true', 'cli', 'default', 'processing', 3, 2.0, 0, 0, 0, NULL), \
+             ('c', 'true', 'cli', 'default', 'dead', 3, 2.0, 0, 0, 0, 2);",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch(MIGRATIONS[12])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let [kept, counted] = kept_and_counted(&conn);
+        assert_eq!(kept, counted, "as migrated");
+
+        let insert = "INSERT OR FAIL INTO jobs (id, command, origin, queue, state, max_retries, \
+                      backoff_base, run_at, created_at, updated_at) \
+                      VALUES (?1, 'true', 'cli', ?2, 'pending', 3, 2.0, 0, 0, 0)";
+        conn.execute_batch("BEGIN")
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (id, queue) in [("a", "default"), ("d", "deploy"), ("e", "deploy")] {
+            conn.execute(insert, [id, queue])
+                .unwrap_or_else(|e| panic!("insert {id}: {e}"));
+        }
+        conn.execute_batch("COMMIT")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let [kept, counted] = kept_and_counted(&conn);
+        assert_eq!(kept, counted, "after inserts");
+        conn.execute_batch("BEGIN")
+            .unwrap_or_else(|e| panic!("{e}"));
+        conn.execute(insert, ["f", "fresh"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let duplicate = conn.execute(insert, ["a", "other"]);
+        assert!(duplicate.is_err(), "{duplicate:?}");
+        conn.execute_batch("ROLLBACK")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let [kept, counted] = kept_and_counted(&conn);
+        assert_eq!(kept, counted, "after a refused insert");
+        counts_follow_every_move(&conn);
+
+        for sql in [
+            insert,
+            "UPDATE OR FAIL jobs SET state = 'processing' WHERE id = 'e'",
+            "UPDATE OR FAIL jobs SET state = 'dead', exit_code = 7 WHERE id = 'e'",
+        ] {
+            let ops: Vec<String> = conn
+                .prepare(&format!("EXPLAIN {sql}"))
+                .and_then(|mut s| {
+                    let unbound = vec![rusqlite::types::Null; s.parameter_count()];
+                    s.query_map(rusqlite::params_from_iter(unbound), |row| {
+                        row.get::<_, String>(1)
+                    })?
+                    .collect::<rusqlite::Result<_>>()
+                })
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                ops.iter().any(|op| op == "Program"),
+                "the triggers are in the listing: {ops:?}"
+            );
+            assert!(
+                !ops.iter().any(|op| op == "OpenEphemeral"),
+                "{sql}: {ops:?}"
+            );
+        }
     }
 }
