@@ -192,9 +192,14 @@ pub(crate) fn run_with(
     };
     let spawned = {
         let _own = contain::own_child();
-        spawn(spec, control.cage()).inspect(|(_, child)| contain::leader_started(child.id()))
+        spawn(spec, control.cage()).inspect(|(_, _, child)| contain::leader_started(child.id()))
     };
-    let (reader, child) = match spawned {
+    // The pipe's write end stays open here until the child is reaped: the
+    // pipe never reports its end, so `watch` wakes for output and for the
+    // exit, not also for the end of output a few microseconds before the
+    // exit. That wake-up preempted the exiting child on its CPU and put
+    // the slot back to sleep: one more context switch per job.
+    let (reader, _writer, child) = match spawned {
         Ok(pair) => pair,
         Err(error) => return cannot_start(error),
     };
@@ -266,7 +271,10 @@ fn shell() -> &'static Path {
     })
 }
 
-fn spawn(spec: &Spec<'_>, cage: &Cage) -> Result<(io::PipeReader, Process), String> {
+fn spawn(
+    spec: &Spec<'_>,
+    cage: &Cage,
+) -> Result<(io::PipeReader, io::PipeWriter, Process), String> {
     let (reader, writer) = io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let script = match cage.prefix() {
         Some(prefix) => std::borrow::Cow::Owned(format!("{prefix}{}", spec.command)),
@@ -286,9 +294,7 @@ fn spawn(spec: &Spec<'_>, cage: &Cage) -> Result<(io::PipeReader, Process), Stri
         ),
         _ => format!("cannot start `sh`: {e}"),
     })?;
-    // The child has its own copies: dropping ours lets the pipe reach EOF.
-    drop(writer);
-    Ok((reader, child))
+    Ok((reader, writer, child))
 }
 
 /// Copies output to the log until the child exits, enforcing the timeout.
@@ -501,6 +507,45 @@ mod tests {
             );
             assert_eq!((exit.code, exit.timed_out), (EXIT_TIMEOUT, true), "{way}");
             assert!(started.elapsed() < Duration::from_secs(10), "{way}");
+
+            // The end of the output is not the end of the job: one that
+            // closes its output lives on until it exits.
+            let closed = Instant::now();
+            let exit = run_with(
+                &spec(
+                    "echo before; exec >&- 2>&-; sleep 0.3; exit 4",
+                    dir.path(),
+                    None,
+                ),
+                &control,
+                watch_exit,
+                buf,
+                None,
+            );
+            assert_eq!((exit.code, exit.timed_out), (4, false), "{way}");
+            assert!(closed.elapsed() >= Duration::from_millis(300), "{way}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("out.log"))?,
+                "before\n",
+                "{way}"
+            );
+            // Nor is the exit the end of the output: what a child left
+            // behind still writes is not waited for.
+            let left = Instant::now();
+            let exit = run_with(
+                &spec("(sleep 20; echo late) & echo now", dir.path(), None),
+                &control,
+                watch_exit,
+                buf,
+                None,
+            );
+            assert_eq!((exit.code, exit.timed_out), (0, false), "{way}");
+            assert!(left.elapsed() < Duration::from_secs(10), "{way}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("out.log"))?,
+                "now\n",
+                "{way}"
+            );
         }
         Ok(())
     }
