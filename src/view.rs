@@ -111,7 +111,7 @@ pub fn schedules(jobfile: Option<&Jobfile>, engine: &mut Engine) -> Result<Vec<S
         };
         let zone = cron::time_zone(schedule.timezone.as_deref());
         let next = cron::next_tick(&cron, &zone, now).map(|t| t.as_millisecond());
-        let zone_name = schedule.timezone.as_deref().unwrap_or("local");
+        let zone_name = cron::zone_name(schedule.timezone.as_deref());
         let stored = engine.schedule(&def.name)?;
         let (missed_ticks, last_missed_tick) = match &stored {
             Some(s) if s.expression == schedule.expression && s.timezone == zone_name => {
@@ -134,7 +134,7 @@ pub fn schedules(jobfile: Option<&Jobfile>, engine: &mut Engine) -> Result<Vec<S
         views.push(ScheduleView {
             definition: def.name.clone(),
             schedule: schedule.expression.clone(),
-            timezone: schedule.timezone.clone().unwrap_or_else(|| "local".into()),
+            timezone: zone_name.to_string(),
             description: cron::describe(&cron),
             next_tick: next,
             next_tick_local: next.map(crate::clock::local),

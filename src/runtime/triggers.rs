@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::events::Event;
 use crate::job::{Origin, Payload};
 use crate::jobfile::{JobDef, Jobfile, Trigger, jobfile_commit};
-use crate::trigger::cron::{decide, next_tick, parse_cron, time_zone};
+use crate::trigger::cron::{decide, next_tick, parse_cron, time_zone, zone_name};
 use crate::trigger::triggered_job;
 
 /// Look at every schedule at least this often, whatever the next tick.
@@ -53,7 +53,7 @@ impl Scheduler {
                 Trigger::Schedule(schedule) => Some(Entry {
                     cron: parse_cron(&schedule.expression).ok()?,
                     zone: time_zone(schedule.timezone.as_deref()),
-                    zone_name: schedule.timezone.clone().unwrap_or_else(|| "local".into()),
+                    zone_name: zone_name(schedule.timezone.as_deref()).to_string(),
                     def: def.clone(),
                 }),
                 _ => None,

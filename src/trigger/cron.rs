@@ -85,6 +85,12 @@ pub fn time_zone(name: Option<&str>) -> TimeZone {
         .unwrap_or_else(TimeZone::system)
 }
 
+/// The name a schedule's zone is stored and shown under: its IANA name,
+/// or `local`.
+pub fn zone_name(name: Option<&str>) -> &str {
+    name.unwrap_or("local")
+}
+
 /// The first tick strictly after `after`, in `zone`.
 pub fn next_tick(cron: &Cron, zone: &TimeZone, after: Timestamp) -> Option<Timestamp> {
     let start = after.to_zoned(zone.clone());
@@ -167,7 +173,8 @@ pub fn decide(
             missed: 0,
         };
     };
-    let was_missed = tick - checked_at > MISS_GAP;
+    // Ticks ascend: the latest is missed exactly when any of them was.
+    let was_missed = count > 0;
     let enqueue = match (was_missed, missed) {
         (true, crate::jobfile::Missed::Skip) => None,
         _ => Some(Due {

@@ -802,8 +802,6 @@ fn is_primary_key_violation(error: &rusqlite::Error) -> bool {
     )
 }
 
-/// The conditions of `filter` (its limit aside), each ` AND …`, with
-/// their arguments; `state` is the filter's state as stored.
 /// Beyond this many commands containing a text, the text is common: the
 /// newest-first walk of the jobs finds a page of them sooner than the
 /// trigram index lists them all.
@@ -885,7 +883,8 @@ fn jobs_read_by(rare: &Option<String>) -> &'static str {
     }
 }
 
-/// The `WHERE` conditions of a filter and their arguments; `rare`: the
+/// The `WHERE` conditions of a filter (its limit aside), each ` AND …`,
+/// and their arguments; `state`: the filter's state as stored; `rare`: the
 /// text's pattern when its matches are to be read from the trigram index
 /// (the caller then reads `jobs NOT INDEXED`: by those row ids).
 fn filter_conditions<'a>(
